@@ -1,0 +1,172 @@
+//! GGUF reader: real files, generated files, malformed files, and a mutation property test.
+
+use modelrunner_format::gguf::{GgufFile, Value};
+use modelrunner_testkit::{stories260k, GgufWriter, Kv, LlamaSpec, TensorData};
+use proptest::prelude::*;
+
+#[test]
+fn reads_generated_llama() {
+    let bytes = LlamaSpec::tiny().build(1).to_bytes();
+    let f = GgufFile::parse(&bytes).unwrap();
+    assert_eq!(f.version, 3);
+    assert_eq!(f.tensors.len(), 3 + 2 * 9);
+    assert_eq!(f.get("general.architecture").unwrap().as_str(), Some("llama"));
+    let facts = f.facts();
+    assert_eq!(facts.architecture, "llama");
+    assert_eq!(facts.quantization, "F32");
+    assert_eq!(facts.context_length, Some(512));
+    assert_eq!(facts.size_bytes, facts.parameter_count * 4);
+    // The 320-token vocabulary is longer than 50 entries, so it is left out of the map.
+    assert!(!facts.metadata.contains_key("tokenizer.ggml.tokens"));
+    assert_eq!(facts.metadata["llama.block_count"], "2");
+    assert_eq!(facts.metadata["llama.attention.layer_norm_rms_epsilon"], "0.000010");
+}
+
+#[test]
+fn stories260k_facts_match_docker() {
+    let Some(path) = stories260k() else { return };
+    let f = GgufFile::open(&path).unwrap();
+    assert_eq!(f.tensors.len(), 48);
+    let facts = f.facts();
+    assert_eq!(facts.architecture, "llama");
+    assert_eq!(facts.quantization, "F32");
+    assert_eq!(facts.context_length, Some(2048));
+    assert!(facts.parameters.ends_with('K'), "{}", facts.parameters);
+    assert!(facts.size.ends_with("KiB") || facts.size.ends_with("MiB") || facts.size.ends_with("MB"));
+    println!("stories260K: {} parameters, {}", facts.parameters, facts.size);
+}
+
+#[test]
+fn reads_docker_dummy() {
+    let p = modelrunner_testkit::shared_dir().join("reference/dmr-testdata/dummy.gguf");
+    if !p.exists() {
+        assert!(std::env::var_os("CI").is_none(), "{} missing in CI", p.display());
+        return;
+    }
+    let f = GgufFile::open(&p).unwrap();
+    assert_eq!(f.tensors.len(), 10);
+    assert_eq!(f.metadata.len(), 15 + usize::from(f.get("general.alignment").is_some()));
+}
+
+fn tiny() -> Vec<u8> {
+    GgufWriter::new()
+        .kv("general.architecture", Kv::Str("llama".into()))
+        .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
+        .kv("nums", Kv::I32s(vec![1, 2, 3]))
+        .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
+        .tensor_f32("t1", &[4], TensorData::RandomF32 { seed: 3, scale: 1.0 })
+        .to_bytes()
+}
+
+fn expect_err(bytes: &[u8], needle: &str) {
+    let e = GgufFile::parse(bytes).unwrap_err().to_string();
+    assert!(e.contains(needle), "error {e:?} lacks {needle:?}");
+    assert!(e.contains("at byte"), "error {e:?} does not say where");
+}
+
+#[test]
+fn malformed_files_are_named_errors() {
+    let good = tiny();
+    assert!(GgufFile::parse(&good).is_ok());
+    expect_err(b"GGML\x03\0\0\0", "not a GGUF file");
+    expect_err(&good[..3], "truncated magic");
+    let mut v1 = good.clone();
+    v1[4] = 1;
+    expect_err(&v1, "version 1");
+    let mut be = good.clone();
+    be[4..8].copy_from_slice(&3u32.to_be_bytes());
+    expect_err(&be, "big-endian");
+    let mut many = good.clone();
+    many[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    expect_err(&many, "tensor count");
+    let mut kvs = good.clone();
+    kvs[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    expect_err(&kvs, "metadata count");
+    // First key length: claim more bytes than the file has.
+    let mut key = good.clone();
+    key[24..32].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    expect_err(&key, "exceeds");
+    // Truncated in the tensor data: the last tensor lies outside the file.
+    expect_err(&good[..good.len() - 40], "outside the file");
+}
+
+#[test]
+fn bad_alignment_dims_and_types_are_refused() {
+    let w = |a: u32| {
+        GgufWriter::new()
+            .kv("general.alignment", Kv::U32(a))
+            .tensor_f32("t", &[4], TensorData::OnesF32)
+            .to_bytes()
+    };
+    assert!(GgufFile::parse(&w(64)).is_ok());
+    expect_err(&w(48), "alignment");
+    expect_err(&w(1 << 21), "alignment");
+    let five = GgufWriter::new()
+        .tensor_raw("t", &[1, 1, 1, 1, 1], 0, vec![0; 4])
+        .to_bytes();
+    expect_err(&five, "5 dimensions");
+    let unknown = GgufWriter::new().tensor_raw("t", &[4], 99, vec![0; 4]).to_bytes();
+    expect_err(&unknown, "unknown ggml type 99");
+    let block = GgufWriter::new().tensor_raw("t", &[31], 2, vec![0; 18]).to_bytes();
+    expect_err(&block, "block size");
+    let huge = GgufWriter::new()
+        .tensor_raw("t", &[u64::MAX / 2, 4], 0, vec![0; 4])
+        .to_bytes();
+    expect_err(&huge, "overflows");
+    let name = GgufWriter::new()
+        .tensor_f32(&"n".repeat(64), &[4], TensorData::OnesF32)
+        .to_bytes();
+    expect_err(&name, "tensor name length 64");
+}
+
+#[test]
+fn value_types_round_trip() {
+    let bytes = GgufWriter::new()
+        .kv("u", Kv::U64(1 << 40))
+        .kv("b", Kv::Bool(true))
+        .kv("bytes", Kv::U8s(vec![1, 2]))
+        .to_bytes();
+    let f = GgufFile::parse(&bytes).unwrap();
+    assert_eq!(f.get("u"), Some(&Value::U64(1 << 40)));
+    assert_eq!(f.get("b"), Some(&Value::Bool(true)));
+    assert_eq!(f.facts().metadata["bytes"], "1, 2");
+}
+
+fn bases() -> &'static [Vec<u8>] {
+    static BASES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    BASES.get_or_init(|| {
+        let mut v = vec![tiny()];
+        v.extend((1..4).map(|s| LlamaSpec::tiny().build(s).to_bytes()));
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// Mutated and truncated files never panic, and a successful parse never describes
+    /// more than the file holds.
+    #[test]
+    fn mutations_never_panic(
+        cut in 0usize..2000,
+        flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..8),
+        seed in 0u64..4,
+    ) {
+        let mut bytes = bases()[seed as usize].clone();
+        let head = bytes.len().min(6000);
+        for (pos, val) in flips {
+            let p = pos * head / 2000;
+            if p < bytes.len() { bytes[p] = val; }
+        }
+        let len = bytes.len();
+        bytes.truncate(len - (cut * len / 2000).min(len));
+        if let Ok(f) = GgufFile::parse(&bytes) {
+            prop_assert!(f.data_offset <= bytes.len() as u64);
+            for t in &f.tensors {
+                prop_assert!(f.data_offset + t.offset + t.bytes <= bytes.len() as u64);
+            }
+            let strings: usize = f.metadata.iter().map(|(k, _)| k.len()).sum();
+            prop_assert!(strings <= bytes.len());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Test fixtures for modelrunner: a small GGUF writer that makes llama-architecture models
+//! with random weights and an SPM vocabulary, malformed files for parser tests, and paths
+//! to the shared test data.
+//!
+//! ```
+//! let bytes = modelrunner_testkit::LlamaSpec::tiny().build(7).to_bytes();
+//! assert_eq!(&bytes[..4], b"GGUF");
+//! ```
+#![deny(missing_docs)]
+
+mod gguf;
+mod llama;
+mod shared;
+
+pub use gguf::{GgufWriter, Kv, TensorData};
+pub use llama::LlamaSpec;
+pub use shared::{shared_dir, stories260k};

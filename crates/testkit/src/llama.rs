@@ -1,0 +1,132 @@
+//! Llama-architecture models with random weights and an SPM vocabulary.
+
+use crate::gguf::{GgufWriter, Kv, TensorData};
+
+/// Hyper-parameters of a generated llama model.
+#[derive(Debug, Clone)]
+pub struct LlamaSpec {
+    /// Embedding width.
+    pub n_embd: u64,
+    /// Feed-forward width.
+    pub n_ff: u64,
+    /// Number of blocks.
+    pub n_layer: u64,
+    /// Attention heads.
+    pub n_head: u64,
+    /// Key/value heads.
+    pub n_head_kv: u64,
+    /// Trained context length.
+    pub n_ctx: u64,
+    /// Extra normal tokens beyond the 3 special and 256 byte tokens.
+    pub n_extra_tokens: u64,
+    /// Model name.
+    pub name: String,
+}
+
+impl LlamaSpec {
+    /// A very small model (about 100K parameters).
+    pub fn tiny() -> Self {
+        LlamaSpec {
+            n_embd: 64,
+            n_ff: 128,
+            n_layer: 2,
+            n_head: 4,
+            n_head_kv: 2,
+            n_ctx: 512,
+            n_extra_tokens: 61,
+            name: "testkit-tiny".into(),
+        }
+    }
+
+    /// A model of about 100M parameters (400 MB of F32).
+    pub fn about_100m() -> Self {
+        LlamaSpec {
+            n_embd: 768,
+            n_ff: 2048,
+            n_layer: 12,
+            n_head: 12,
+            n_head_kv: 12,
+            n_ctx: 2048,
+            n_extra_tokens: 31_744,
+            name: "testkit-100m".into(),
+        }
+    }
+
+    /// The vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, then SPM pieces.
+    pub fn vocab(&self) -> (Vec<String>, Vec<f32>, Vec<i32>) {
+        let mut tokens = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
+        let mut types = vec![2, 3, 3];
+        for b in 0..=255u32 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(6);
+        }
+        let letters = "abcdefghijklmnopqrstuvwxyz";
+        let mut i = 0u64;
+        while (tokens.len() as u64) < 259 + self.n_extra_tokens {
+            let piece = if i < 26 {
+                format!("\u{2581}{}", &letters[i as usize..=i as usize])
+            } else if i < 52 {
+                letters[(i - 26) as usize..=(i - 26) as usize].to_string()
+            } else {
+                format!("\u{2581}w{i}")
+            };
+            tokens.push(piece);
+            types.push(1);
+            i += 1;
+        }
+        let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        (tokens, scores, types)
+    }
+
+    /// The full GGUF writer for this model, weights drawn from `seed`.
+    pub fn build(&self, seed: u64) -> GgufWriter {
+        let (tokens, scores, types) = self.vocab();
+        let n_vocab = tokens.len() as u64;
+        let head_dim = self.n_embd / self.n_head;
+        let kv = head_dim * self.n_head_kv;
+        let u32k = |v: u64| Kv::U32(v as u32);
+        let mut w = GgufWriter::new()
+            .kv("general.architecture", Kv::Str("llama".into()))
+            .kv("general.name", Kv::Str(self.name.clone()))
+            .kv("general.file_type", Kv::U32(0))
+            .kv("llama.context_length", u32k(self.n_ctx))
+            .kv("llama.embedding_length", u32k(self.n_embd))
+            .kv("llama.block_count", u32k(self.n_layer))
+            .kv("llama.feed_forward_length", u32k(self.n_ff))
+            .kv("llama.rope.dimension_count", u32k(head_dim))
+            .kv("llama.attention.head_count", u32k(self.n_head))
+            .kv("llama.attention.head_count_kv", u32k(self.n_head_kv))
+            .kv("llama.attention.layer_norm_rms_epsilon", Kv::F32(1e-5))
+            .kv("tokenizer.ggml.model", Kv::Str("llama".into()))
+            .kv("tokenizer.ggml.tokens", Kv::Strs(tokens))
+            .kv("tokenizer.ggml.scores", Kv::F32s(scores))
+            .kv("tokenizer.ggml.token_type", Kv::I32s(types))
+            .kv("tokenizer.ggml.unknown_token_id", Kv::U32(0))
+            .kv("tokenizer.ggml.bos_token_id", Kv::U32(1))
+            .kv("tokenizer.ggml.eos_token_id", Kv::U32(2));
+        let scale = 1.0 / (self.n_embd as f32).sqrt();
+        let mut s = seed;
+        let mut rnd = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            TensorData::RandomF32 { seed: s, scale }
+        };
+        w = w
+            .tensor_f32("token_embd.weight", &[self.n_embd, n_vocab], rnd())
+            .tensor_f32("output_norm.weight", &[self.n_embd], TensorData::OnesF32)
+            .tensor_f32("output.weight", &[self.n_embd, n_vocab], rnd());
+        for l in 0..self.n_layer {
+            let p = |n: &str| format!("blk.{l}.{n}.weight");
+            w = w
+                .tensor_f32(&p("attn_norm"), &[self.n_embd], TensorData::OnesF32)
+                .tensor_f32(&p("attn_q"), &[self.n_embd, self.n_embd], rnd())
+                .tensor_f32(&p("attn_k"), &[self.n_embd, kv], rnd())
+                .tensor_f32(&p("attn_v"), &[self.n_embd, kv], rnd())
+                .tensor_f32(&p("attn_output"), &[self.n_embd, self.n_embd], rnd())
+                .tensor_f32(&p("ffn_norm"), &[self.n_embd], TensorData::OnesF32)
+                .tensor_f32(&p("ffn_gate"), &[self.n_embd, self.n_ff], rnd())
+                .tensor_f32(&p("ffn_down"), &[self.n_ff, self.n_embd], rnd())
+                .tensor_f32(&p("ffn_up"), &[self.n_embd, self.n_ff], rnd());
+        }
+        w
+    }
+}

@@ -1,1 +1,272 @@
-//! placeholder
+//! The modelrunner store: blobs and manifests by digest under one root, a sled index of
+//! tags and models, verified crash-safe writes, garbage collection, `fsck`, and runnable
+//! bundles for the engine.
+//!
+//! ```no_run
+//! use modelrunner_store::Store;
+//! let store = Store::open("/var/lib/modelrunner".as_ref()).unwrap();
+//! for m in store.list().unwrap() {
+//!     println!("{} {:?}", m.id, m.tags);
+//! }
+//! ```
+//!
+//! Layout: `layout.json`, `blobs/sha256/<hex>`, `manifests/sha256/<hex>`, `tmp/` (writes
+//! in progress), `bundles/sha256/<id>/` and `index/` (sled). A file at a content address
+//! always has that content: it is written under `tmp/`, verified, synced and renamed.
+#![deny(missing_docs)]
+
+mod archive;
+mod blob;
+mod bundle;
+mod error;
+mod index;
+mod maintenance;
+mod models;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use modelrunner_format::Digest;
+use tracing::{info, warn};
+
+pub use archive::LoadLimits;
+pub use bundle::Bundle;
+pub use blob::BlobWriter;
+pub use error::StoreError;
+pub use maintenance::{DiskUsage, FsckReport, GcReport};
+pub use models::{DeleteOutcome, ModelInfo};
+
+const LAYOUT_VERSION: &str = "modelrunner-store/1";
+
+/// The model store. One process opens a store at a time (the index holds a file lock).
+pub struct Store {
+    root: PathBuf,
+    db: sled::Db,
+    tags: sled::Tree,
+    models: sled::Tree,
+    /// Blobs that writes in progress depend on; garbage collection skips them.
+    /// Counted per digest; leases add and remove.
+    pins: Mutex<HashMap<Digest, usize>>,
+    /// Serialises index changes with the blob deletions that follow them.
+    write_lock: Mutex<()>,
+}
+
+/// Pins blobs for the duration of a write so that garbage collection or a concurrent
+/// delete cannot remove them before the model that references them is indexed.
+pub struct Lease<'s> {
+    store: &'s Store,
+    pinned: Mutex<Vec<Digest>>,
+}
+
+impl Lease<'_> {
+    /// Pins a digest until the lease is dropped.
+    pub fn pin(&self, d: Digest) {
+        *self.store.pins.lock().unwrap().entry(d).or_default() += 1;
+        self.pinned.lock().unwrap().push(d);
+    }
+
+    /// Starts writing a blob; `expected` is checked at commit.
+    pub fn blob_writer(&self, expected: Option<(Digest, u64)>) -> Result<BlobWriter<'_>, StoreError> {
+        if let Some((d, _)) = expected {
+            self.pin(d);
+        }
+        BlobWriter::new(self, expected)
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut pins = self.store.pins.lock().unwrap();
+        for d in self.pinned.get_mut().unwrap().drain(..) {
+            if let Some(n) = pins.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(&d);
+                }
+            }
+        }
+    }
+}
+
+/// Test hook: aborts the process at a named point when `MODELRUNNER_STORE_CRASH_AT`
+/// names it, so crash-safety tests can stop a writer exactly there.
+pub(crate) fn failpoint(name: &str) {
+    if std::env::var("MODELRUNNER_STORE_CRASH_AT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+fn ensure_dir(path: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StoreError::Invalid(format!(
+            "{} exists and is not a directory (symlinks are refused)",
+            path.display()
+        ))),
+        Err(_) => fs::create_dir_all(path)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e)),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(root)
+            .map_err(|e| StoreError::io(format!("creating store {}", root.display()), e))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| StoreError::io(format!("resolving {}", root.display()), e))?;
+        let layout = root.join("layout.json");
+        match fs::read_to_string(&layout) {
+            Ok(s) => {
+                let v: serde_json::Value = serde_json::from_str(&s)
+                    .map_err(|e| StoreError::Broken(format!("{}: {e}", layout.display())))?;
+                if v["version"] != LAYOUT_VERSION {
+                    return Err(StoreError::Invalid(format!(
+                        "{} has layout {}, this build understands {LAYOUT_VERSION}",
+                        root.display(),
+                        v["version"]
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let body = serde_json::json!({ "version": LAYOUT_VERSION }).to_string();
+                let tmp = root.join("layout.json.tmp");
+                fs::write(&tmp, body)
+                    .and_then(|_| fs::File::open(&tmp)?.sync_all())
+                    .and_then(|_| fs::rename(&tmp, &layout))
+                    .map_err(|e| StoreError::io(format!("writing {}", layout.display()), e))?;
+                blob::fsync_dir(&root)?;
+            }
+            Err(e) => return Err(StoreError::io(format!("reading {}", layout.display()), e)),
+        }
+        for d in ["blobs/sha256", "manifests/sha256", "bundles/sha256", "tmp"] {
+            ensure_dir(&root.join(d))?;
+        }
+        let db = sled::Config::new()
+            .path(root.join("index"))
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| StoreError::Index(format!("opening {}: {e}", root.join("index").display())))?;
+        let tags = db.open_tree("tags")?;
+        let models = db.open_tree("models")?;
+        let store = Store {
+            root,
+            db,
+            tags,
+            models,
+            pins: Mutex::new(HashMap::new()),
+            write_lock: Mutex::new(()),
+        };
+        store.clean_tmp();
+        info!(root = %store.root.display(), "store opened");
+        Ok(store)
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A new lease for a multi-blob write.
+    pub fn lease(&self) -> Lease<'_> {
+        Lease {
+            store: self,
+            pinned: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Where a blob lives (built from the typed digest only).
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    pub(crate) fn manifest_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("manifests/sha256").join(d.hex())
+    }
+
+    pub(crate) fn bundle_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("bundles/sha256").join(d.hex())
+    }
+
+    /// True when the blob is stored.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file())
+    }
+
+    /// Reads a whole (small) blob, verifying it.
+    pub fn read_blob(&self, d: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+        use std::io::Read;
+        let path = self.blob_path(d);
+        let f = blob::open_nofollow(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::MissingBlob(*d)
+            } else {
+                StoreError::io(format!("opening {}", path.display()), e)
+            }
+        })?;
+        let mut buf = Vec::new();
+        f.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        if buf.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                what: format!("blob {d}"),
+                limit,
+            });
+        }
+        let actual = Digest::of(&buf);
+        if &actual != d {
+            return Err(StoreError::DigestMismatch { expected: *d, actual });
+        }
+        Ok(buf)
+    }
+
+    /// Opens a blob for streaming (not verified here; `fsck` and writes verify).
+    pub fn open_blob(&self, d: &Digest) -> Result<fs::File, StoreError> {
+        blob::open_nofollow(&self.blob_path(d)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::MissingBlob(*d)
+            } else {
+                StoreError::io(format!("opening blob {d}"), e)
+            }
+        })
+    }
+
+    /// Stores bytes as a blob and returns the digest.
+    pub fn put_blob(&self, lease: &Lease<'_>, bytes: &[u8]) -> Result<Digest, StoreError> {
+        use std::io::Write;
+        let mut w = lease.blob_writer(Some((Digest::of(bytes), bytes.len() as u64)))?;
+        w.write_all(bytes)
+            .map_err(|e| StoreError::io("writing blob", e))?;
+        w.commit()
+    }
+
+    fn is_pinned(&self, d: &Digest) -> bool {
+        self.pins.lock().unwrap().contains_key(d)
+    }
+
+    /// Removes temp files left by a previous process (only this process uses the store).
+    fn clean_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let r = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            if let Err(err) = r {
+                warn!(path = %p.display(), cause = %err, "cannot remove stale temp file");
+            }
+        }
+    }
+
+    /// Makes every index change so far durable.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

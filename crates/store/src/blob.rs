@@ -1,0 +1,181 @@
+//! Verified blob writes: temp file, hash while writing, check, fsync, rename, fsync dir.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use modelrunner_format::{Digest, Hasher};
+use rand::Rng;
+
+use crate::error::StoreError;
+use crate::{failpoint, Lease};
+
+/// Opens an existing file for reading without following a symlink.
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Creates a new file; fails if anything (a symlink included) is already there.
+pub(crate) fn create_exclusive(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(path)
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}
+
+/// A blob being written. Nothing is visible in the store until [`BlobWriter::commit`]
+/// has verified the bytes; dropping the writer removes the temp file.
+pub struct BlobWriter<'l> {
+    lease: &'l Lease<'l>,
+    tmp: PathBuf,
+    file: Option<io::BufWriter<File>>,
+    hasher: Hasher,
+    expected: Option<(Digest, u64)>,
+}
+
+impl<'l> BlobWriter<'l> {
+    pub(crate) fn new(lease: &'l Lease<'l>, expected: Option<(Digest, u64)>) -> Result<Self, StoreError> {
+        let name: u64 = rand::rng().random();
+        let tmp = lease.store.tmp_dir().join(format!("w-{name:016x}.part"));
+        let file = create_exclusive(&tmp)
+            .map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+        Ok(BlobWriter {
+            lease,
+            tmp,
+            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
+            hasher: Hasher::new(),
+            expected,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Copies everything from `r`, refusing more bytes than the expected size.
+    pub fn copy_from(&mut self, r: &mut impl Read) -> Result<u64, StoreError> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            let n = r
+                .read(&mut buf)
+                .map_err(|e| StoreError::io("reading blob data", e))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            self.write_all(&buf[..n])
+                .map_err(|e| StoreError::io("writing blob data", e))?;
+            total += n as u64;
+            if let Some((d, size)) = self.expected {
+                if self.written() > size {
+                    return Err(StoreError::SizeMismatch {
+                        digest: d,
+                        expected: size,
+                        actual: self.written(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Verifies size and digest, makes the file durable and publishes it at its content
+    /// address. Returns the digest.
+    pub fn commit(mut self) -> Result<Digest, StoreError> {
+        let mut file = self.file.take().expect("file present until commit");
+        file.flush()
+            .map_err(|e| StoreError::io(format!("writing {}", self.tmp.display()), e))?;
+        let file = file.into_inner().map_err(|e| StoreError::io("flushing blob", e.into_error()))?;
+        let size = self.hasher.len();
+        let actual = std::mem::take(&mut self.hasher).finish();
+        if let Some((expected, expected_size)) = self.expected {
+            if size != expected_size {
+                return Err(StoreError::SizeMismatch {
+                    digest: expected,
+                    expected: expected_size,
+                    actual: size,
+                });
+            }
+            if expected != actual {
+                return Err(StoreError::DigestMismatch { expected, actual });
+            }
+        }
+        failpoint("blob.before-sync");
+        file.sync_all()
+            .map_err(|e| StoreError::io(format!("syncing {}", self.tmp.display()), e))?;
+        drop(file);
+        self.lease.pin(actual);
+        let dest = self.lease.store.blob_path(&actual);
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
+            // Someone else stored the same content first; ours is redundant.
+            let _ = fs::remove_file(&self.tmp);
+        } else {
+            fs::rename(&self.tmp, &dest)
+                .map_err(|e| StoreError::io(format!("publishing {}", dest.display()), e))?;
+            fsync_dir(dest.parent().expect("blob dir"))?;
+        }
+        failpoint("blob.after-rename");
+        Ok(actual)
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.as_mut().expect("open").write(buf)?;
+        self.hasher.update(&buf[..n]);
+        if self.hasher.len() > (1 << 20) && self.hasher.len() - (n as u64) < (1 << 20) {
+            failpoint("blob.mid-write");
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().expect("open").flush()
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.tmp.exists() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Hashes a stored file and compares it with its name.
+pub(crate) fn verify_file(path: &Path, expected: &Digest) -> Result<u64, StoreError> {
+    let mut f = open_nofollow(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let size = h.len();
+    let actual = h.finish();
+    if &actual != expected {
+        return Err(StoreError::DigestMismatch {
+            expected: *expected,
+            actual,
+        });
+    }
+    Ok(size)
+}

@@ -1,0 +1,188 @@
+//! Garbage collection, `fsck`, disk usage and purge.
+
+use std::collections::HashSet;
+use std::fs;
+
+use modelrunner_format::Digest;
+use tracing::{info, warn};
+
+use crate::blob::verify_file;
+use crate::error::StoreError;
+use crate::Store;
+
+/// What garbage collection removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GcReport {
+    /// Blobs removed.
+    pub blobs_removed: Vec<Digest>,
+    /// Manifests removed.
+    pub manifests_removed: Vec<Digest>,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+}
+
+/// What `fsck` found (and, when repairing, fixed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FsckReport {
+    /// Blobs checked.
+    pub blobs_checked: usize,
+    /// Blobs whose content does not match their name.
+    pub corrupt_blobs: Vec<Digest>,
+    /// Files in the blob directory that are not named by a digest, or not regular files.
+    pub stray_files: Vec<String>,
+    /// Models with a missing or bad manifest, config or layer, with the reason.
+    pub broken_models: Vec<(Digest, String)>,
+    /// Whether corrupt blobs and stray files were removed.
+    pub repaired: bool,
+}
+
+impl FsckReport {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.corrupt_blobs.is_empty() && self.stray_files.is_empty() && self.broken_models.is_empty()
+    }
+}
+
+/// Bytes used by the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DiskUsage {
+    /// Blobs and manifests.
+    pub models_bytes: u64,
+}
+
+impl Store {
+    /// Every blob referenced by an index entry, readable or not.
+    fn referenced(&self) -> (HashSet<Digest>, HashSet<Digest>) {
+        let mut blobs = HashSet::new();
+        let mut manifests = HashSet::new();
+        for rec in self.records().into_iter().flatten() {
+            manifests.insert(rec.id);
+            blobs.extend(rec.blobs().copied());
+        }
+        (blobs, manifests)
+    }
+
+    /// Removes blobs and manifests no model references, except pinned ones (writes in
+    /// progress). Files whose names are not digests are left for `fsck`.
+    pub fn gc(&self) -> Result<GcReport, StoreError> {
+        let _guard = self.write_lock.lock().unwrap();
+        let (blobs, manifests) = self.referenced();
+        let mut report = GcReport::default();
+        for (dir, keep, out) in [
+            ("blobs/sha256", &blobs, &mut report.blobs_removed),
+            ("manifests/sha256", &manifests, &mut report.manifests_removed),
+        ] {
+            let entries = fs::read_dir(self.root().join(dir))
+                .map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
+            for e in entries.flatten() {
+                let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) else {
+                    continue;
+                };
+                if keep.contains(&d) || self.is_pinned(&d) {
+                    continue;
+                }
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                match fs::remove_file(e.path()) {
+                    Ok(()) => {
+                        report.bytes_freed += size;
+                        out.push(d);
+                    }
+                    Err(err) => warn!(digest = %d, cause = %err, "gc cannot remove"),
+                }
+            }
+        }
+        info!(blobs = report.blobs_removed.len(), bytes = report.bytes_freed, "gc done");
+        Ok(report)
+    }
+
+    /// Re-hashes every blob and checks every model. With `repair`, removes corrupt blobs
+    /// and stray files (models that needed them stay listed as broken).
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
+        let mut report = FsckReport {
+            repaired: repair,
+            ..FsckReport::default()
+        };
+        let dir = self.root().join("blobs/sha256");
+        let entries = fs::read_dir(&dir).map_err(|e| StoreError::io("listing blobs", e))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let is_file = e.file_type().is_ok_and(|t| t.is_file());
+            let Some(d) = Digest::from_hex(&name).ok().filter(|_| is_file) else {
+                report.stray_files.push(format!("blobs/sha256/{name}"));
+                if repair {
+                    let p = e.path();
+                    let _ = if p.is_dir() && !p.is_symlink() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                }
+                continue;
+            };
+            report.blobs_checked += 1;
+            if self.is_pinned(&d) {
+                continue;
+            }
+            if verify_file(&e.path(), &d).is_err() {
+                warn!(digest = %d, "corrupt blob");
+                report.corrupt_blobs.push(d);
+                if repair {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        for r in self.records() {
+            let rec = match r {
+                Ok(rec) => rec,
+                Err(e) => {
+                    warn!(cause = %e, "unreadable index record");
+                    continue;
+                }
+            };
+            let problem = match self.resolve(&rec.id.to_string()) {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => rec
+                    .blobs()
+                    .find(|d| !self.has_blob(d) || report.corrupt_blobs.contains(d))
+                    .map(|d| format!("blob {d} is missing or corrupt")),
+            };
+            if let Some(p) = problem {
+                report.broken_models.push((rec.id, p));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Bytes used by blobs and manifests.
+    pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
+        let mut total = 0;
+        for dir in ["blobs/sha256", "manifests/sha256"] {
+            let entries = fs::read_dir(self.root().join(dir))
+                .map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
+            total += entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum::<u64>();
+        }
+        Ok(DiskUsage { models_bytes: total })
+    }
+
+    /// Removes every model, tag, blob and bundle.
+    pub fn purge(&self) -> Result<(), StoreError> {
+        let _guard = self.write_lock.lock().unwrap();
+        self.index_clear()?;
+        for dir in ["blobs/sha256", "manifests/sha256", "bundles/sha256"] {
+            let p = self.root().join(dir);
+            let entries = fs::read_dir(&p).map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
+            for e in entries.flatten() {
+                let d = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok());
+                if d.is_some_and(|d| self.is_pinned(&d)) {
+                    continue;
+                }
+                let path = e.path();
+                let r = if e.file_type().is_ok_and(|t| t.is_dir()) { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                r.map_err(|err| StoreError::io(format!("removing {}", path.display()), err))?;
+            }
+        }
+        info!("store purged");
+        Ok(())
+    }
+}

@@ -135,7 +135,7 @@ impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.as_mut().expect("open").write(buf)?;
         self.hasher.update(&buf[..n]);
-        if self.hasher.len() > (1 << 20) && self.hasher.len() - (n as u64) < (1 << 20) {
+        if self.hasher.len() >= (1 << 20) && self.hasher.len() - (n as u64) < (1 << 20) {
             failpoint("blob.mid-write");
         }
         Ok(n)

@@ -1,1 +1,132 @@
-fn main() {}
+//! modelrunner: the command-line client. Parses arguments and calls the daemon.
+
+mod client;
+mod models;
+mod package;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Run open LLMs locally: package, pull and serve models through modelrunnerd.
+#[derive(Debug, Parser)]
+#[command(name = "modelrunner", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Package a GGUF file (with license, chat template, projector) and load it
+    Package {
+        #[command(flatten)]
+        args: package::PackageArgs,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// List local models
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// Only print model IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a model's details as JSON
+    Inspect {
+        /// Model name, tag or ID
+        model: String,
+    },
+    /// Remove models (a tag, or a model by ID)
+    #[command(alias = "remove")]
+    Rm {
+        /// Models to remove
+        #[arg(required = true)]
+        models: Vec<String>,
+        /// Remove a model by ID even if it has several tags
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Tag a model
+    Tag {
+        /// Existing model
+        source: String,
+        /// New tag
+        target: String,
+    },
+    /// Show disk usage
+    Df {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a model as a tar archive
+    #[command(alias = "save")]
+    Export {
+        /// Model name, tag or ID
+        model: String,
+        /// Output file (stdout when omitted and not a terminal)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Load a model from a tar archive
+    Load {
+        /// Archive to read
+        #[arg(short, long)]
+        input: PathBuf,
+        /// Tag to give the loaded model
+        #[arg(short, long)]
+        tag: Option<String>,
+    },
+    /// Remove every model from the store
+    Purge {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Check that the daemon is running
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the daemon's version
+    Version,
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<()> {
+    let c = client::Client::from_env()?;
+    match cmd {
+        Command::Package { args, json } => package::run(&c, args, json).await,
+        Command::List { json, quiet } => models::list(&c, json, quiet).await,
+        Command::Inspect { model } => models::inspect(&c, &model).await,
+        Command::Rm { models, force } => models::rm(&c, &models, force).await,
+        Command::Tag { source, target } => models::tag(&c, &source, &target).await,
+        Command::Df { json } => models::df(&c, json).await,
+        Command::Export { model, output } => models::export(&c, &model, output).await,
+        Command::Load { input, tag } => models::load(&c, input, tag).await,
+        Command::Purge { force } => models::purge(&c, force).await,
+        Command::Status { json } => models::status(&c, json).await,
+        Command::Version => {
+            let v = c.get_json("/version").await?;
+            println!("Client: {}\nServer: {}", env!("CARGO_PKG_VERSION"), v["version"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,81 @@
-fn main() {}
+//! modelrunnerd: wiring only. Configuration, logging, the store, the HTTP server.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use modelrunner_api::{router, ApiConfig, AppState};
+use modelrunner_store::Store;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use config::{Args, Config, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    info!("shutting down");
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = tokio::task::spawn_blocking({
+        let root = config.store.clone();
+        move || Store::open(&root)
+    })
+    .await?
+    .with_context(|| format!("while opening the store at {}", config.store.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let api = ApiConfig {
+        body_limit: config.body_limit,
+        load_limit: config.max_load_size,
+        loopback_hosts_only: addr.ip().is_loopback(),
+    };
+    let app = router(AppState::new(Arc::new(store), api));
+    info!(%addr, store = %config.store.display(), "listening");
+    // A machine-readable line for scripts and tests that bind port 0.
+    println!("listening on http://{addr}");
+    modelrunner_api::run(listener, app, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let config = match Config::resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("modelrunnerd: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        print!("{}", toml::to_string(&config).expect("config serialises"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    init_logging(config.log_format);
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modelrunnerd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

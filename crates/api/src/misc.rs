@@ -1,0 +1,40 @@
+//! `/`, `/version`, `/health`, `/engines/df` and the fallback.
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::{blocking, ApiError, AppState};
+
+/// `GET /`: a liveness line, as Docker Model Runner answers.
+pub(crate) async fn root() -> &'static str {
+    "modelrunner is running"
+}
+
+/// `GET /version`.
+pub(crate) async fn version() -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /health`: checks the store answers.
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.disk_usage().map_err(ApiError::from)).await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// `GET /engines/df`.
+pub(crate) async fn disk_usage(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let du = blocking(move || store.disk_usage().map_err(ApiError::from)).await?;
+    Ok(Json(json!({
+        "models_disk_usage": du.models_bytes,
+        "default_backend_disk_usage": 0,
+    })))
+}
+
+/// Anything else.
+pub(crate) async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}

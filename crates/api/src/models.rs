@@ -1,0 +1,152 @@
+//! `/models`: list, inspect, tag, delete, load, export, purge.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::TryStreamExt;
+use modelrunner_format::Reference;
+use modelrunner_store::LoadLimits;
+use serde_json::{json, Value};
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+use tracing::instrument;
+
+use crate::wire::ModelJson;
+use crate::{blocking, ApiError, AppState};
+
+/// `GET /models`.
+pub(crate) async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelJson>>, ApiError> {
+    let store = state.store.clone();
+    let models = blocking(move || store.list().map_err(ApiError::from)).await?;
+    Ok(Json(models.iter().map(ModelJson::from).collect()))
+}
+
+/// `GET /models/{name}` and `GET /models/{name}/export`.
+pub(crate) async fn get_or_export(State(state): State<AppState>, Path(rest): Path<String>) -> Result<Response, ApiError> {
+    match rest.strip_suffix("/export") {
+        Some(name) => export_model(state, name.to_string()).await,
+        None => get_model(state, rest).await.map(IntoResponse::into_response),
+    }
+}
+
+#[instrument(skip_all, fields(model = %name))]
+async fn get_model(state: AppState, name: String) -> Result<Json<ModelJson>, ApiError> {
+    let store = state.store.clone();
+    let m = blocking(move || store.resolve_partial(&name).map_err(ApiError::from)).await?;
+    Ok(Json(ModelJson::from(&m)))
+}
+
+fn file_name_for(reference: &str) -> String {
+    reference
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect()
+}
+
+#[instrument(skip_all, fields(model = %name))]
+async fn export_model(state: AppState, name: String) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let model = blocking(move || store.resolve_partial(&lookup).map_err(ApiError::from)).await?;
+    let (reader, writer) = tokio::io::duplex(1 << 20);
+    let store = state.store.clone();
+    let id = model.id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, SyncIoBridge::new(writer));
+        if let Err(e) = store.export(&id, out) {
+            // The client sees a truncated archive, which tar readers reject.
+            tracing::warn!(model = %id, cause = %e, "export failed mid-stream");
+        }
+    });
+    let filename = file_name_for(model.tags.first().map_or(&name, |t| t));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}.tar\"")),
+        ],
+        Body::from_stream(ReaderStream::with_capacity(reader, 1 << 20)),
+    )
+        .into_response())
+}
+
+/// `POST /models/{name}/tag?repo=&tag=`.
+pub(crate) async fn post_model_action(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let Some(name) = rest.strip_suffix("/tag") else {
+        return Err(ApiError::not_found(format!("no route for POST /models/{rest}")));
+    };
+    let repo = q.get("repo").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("repo is required").param("repo"))?;
+    let tag = q.get("tag").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("tag is required").param("tag"))?;
+    let target: Reference = format!("{repo}:{tag}").parse().map_err(|e: modelrunner_format::FormatError| ApiError::from(e).param("repo"))?;
+    let source = name.to_string();
+    let store = state.store.clone();
+    let t = target.clone();
+    blocking(move || {
+        let m = store.resolve_partial(&source)?;
+        store.tag(&m.id.to_string(), &t).map_err(ApiError::from)
+    })
+    .await?;
+    let shown = format!("{repo}:{tag}");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "message": format!("Model tagged successfully with {shown:?}"),
+            "target": shown,
+        })),
+    )
+        .into_response())
+}
+
+/// `DELETE /models/{name}[?force]`.
+pub(crate) async fn delete_model(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let force = q.unwrap_or_default().split('&').any(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k == "force" && !matches!(v, "false" | "0")
+    });
+    let store = state.store.clone();
+    let out = blocking(move || store.delete(&name, force).map_err(ApiError::from)).await?;
+    let mut body: Vec<Value> = out.untagged.iter().map(|t| json!({ "Untagged": t })).collect();
+    if let Some(id) = out.deleted {
+        body.push(json!({ "Deleted": id.to_string() }));
+    }
+    Ok(Json(body))
+}
+
+/// `POST /models/load`: a model archive in the body.
+#[instrument(skip_all)]
+pub(crate) async fn load_model(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let store = state.store.clone();
+    let limits = LoadLimits {
+        max_total: state.config.load_limit,
+    };
+    let m = blocking(move || {
+        let reader = std::io::BufReader::with_capacity(1 << 20, reader);
+        store.load_archive(reader, limits).map_err(ApiError::from)
+    })
+    .await?;
+    let line = json!({
+        "type": "success",
+        "message": format!("Loaded model {}", m.id),
+        "id": m.id.to_string(),
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], format!("{line}\n")).into_response())
+}
+
+/// `DELETE /models/purge`.
+pub(crate) async fn purge_models(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.purge().map_err(ApiError::from)).await?;
+    Ok(StatusCode::OK)
+}

@@ -85,7 +85,7 @@ impl From<StoreError> for ApiError {
                 S::NOT_FOUND,
                 "invalid_request_error",
                 Some("model_not_found"),
-                format!("model {reference:?} not found; pull it with `modelrunner pull {reference}` or load it with `modelrunner package`"),
+                format!("model {reference:?} not found; package it with `modelrunner package` or load an archive with `modelrunner load`"),
             ),
             StoreError::Ambiguous { .. } => ApiError::bad_request(msg),
             StoreError::Conflict { .. } => ApiError::with(S::CONFLICT, "invalid_request_error", Some("conflict"), msg),

@@ -111,6 +111,7 @@ pub async fn rm(c: &Client, models: &[String], force: bool) -> anyhow::Result<()
                     }
                 }
             }
+            Err(e) if models.len() == 1 => return Err(e),
             Err(e) => {
                 eprintln!("Error: {m}: {e:#}");
                 failed += 1;

@@ -2,7 +2,6 @@
 
 use modelrunner_format::gguf::{GgufFile, Value};
 use modelrunner_testkit::{stories260k, GgufWriter, Kv, LlamaSpec, TensorData};
-use proptest::prelude::*;
 
 #[test]
 fn reads_generated_llama() {
@@ -132,41 +131,3 @@ fn value_types_round_trip() {
     assert_eq!(f.facts().metadata["bytes"], "1, 2");
 }
 
-fn bases() -> &'static [Vec<u8>] {
-    static BASES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
-    BASES.get_or_init(|| {
-        let mut v = vec![tiny()];
-        v.extend((1..4).map(|s| LlamaSpec::tiny().build(s).to_bytes()));
-        v
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
-
-    /// Mutated and truncated files never panic, and a successful parse never describes
-    /// more than the file holds.
-    #[test]
-    fn mutations_never_panic(
-        cut in 0usize..2000,
-        flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..8),
-        seed in 0u64..4,
-    ) {
-        let mut bytes = bases()[seed as usize].clone();
-        let head = bytes.len().min(6000);
-        for (pos, val) in flips {
-            let p = pos * head / 2000;
-            if p < bytes.len() { bytes[p] = val; }
-        }
-        let len = bytes.len();
-        bytes.truncate(len - (cut * len / 2000).min(len));
-        if let Ok(f) = GgufFile::parse(&bytes) {
-            prop_assert!(f.data_offset <= bytes.len() as u64);
-            for t in &f.tensors {
-                prop_assert!(f.data_offset + t.offset + t.bytes <= bytes.len() as u64);
-            }
-            let strings: usize = f.metadata.iter().map(|(k, _)| k.len()).sum();
-            prop_assert!(strings <= bytes.len());
-        }
-    }
-}

@@ -17,14 +17,25 @@ pub fn bin(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "modelrunner-daemon", "-p", "modelrunner-cli"]);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "modelrunner-daemon",
+            "-p",
+            "modelrunner-cli",
+        ]);
         if release {
             cmd.arg("--release");
         }
         cmd.status().map(|s| s.success()).unwrap_or(false)
     });
     let p = dir.join(name);
-    assert!(p.exists(), "{} is missing; run `cargo build --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing; run `cargo build --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -70,7 +81,12 @@ impl Daemon {
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("modelrunnerd did not report its address within 30 s");
-        Daemon { child, url, store, dir }
+        Daemon {
+            child,
+            url,
+            store,
+            dir,
+        }
     }
 
     /// Runs the CLI against this daemon.
@@ -96,14 +112,21 @@ impl Daemon {
     /// Runs the CLI and expects success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "modelrunner {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "modelrunner {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
     /// Runs the CLI and expects failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(!out.status.success(), "modelrunner {args:?} succeeded unexpectedly");
+        assert!(
+            !out.status.success(),
+            "modelrunner {args:?} succeeded unexpectedly"
+        );
         String::from_utf8(out.stderr).expect("utf-8 output")
     }
 

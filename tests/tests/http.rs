@@ -6,7 +6,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn packaged(d: &Daemon, tag: &str, seed: u64) {
@@ -18,7 +21,10 @@ fn packaged(d: &Daemon, tag: &str, seed: u64) {
 async fn envelope(r: reqwest::Response) -> (StatusCode, Value) {
     let s = r.status();
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].is_string(), "not an OpenAI error envelope: {v}");
+    assert!(
+        v["error"]["message"].is_string(),
+        "not an OpenAI error envelope: {v}"
+    );
     assert!(v["error"].as_object().unwrap().contains_key("param"));
     (s, v)
 }
@@ -33,15 +39,43 @@ fn routes_shapes_and_errors() {
     rt().block_on(async {
         let r = c.get(u("/")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let v: Value = c.get(u("/version")).send().await.unwrap().json().await.unwrap();
+        let v: Value = c
+            .get(u("/version"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert!(v["version"].is_string());
-        let v: Value = c.get(u("/health")).send().await.unwrap().json().await.unwrap();
+        let v: Value = c
+            .get(u("/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(v["status"], "ok");
-        let v: Value = c.get(u("/engines/df")).send().await.unwrap().json().await.unwrap();
+        let v: Value = c
+            .get(u("/engines/df"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert!(v["models_disk_usage"].as_u64().unwrap() > 0);
         assert_eq!(v["default_backend_disk_usage"], 0);
 
-        let models: Value = c.get(u("/models")).send().await.unwrap().json().await.unwrap();
+        let models: Value = c
+            .get(u("/models"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let m = &models[0];
         let id = m["id"].as_str().unwrap().to_string();
         assert!(id.starts_with("sha256:") && id.len() == 71);
@@ -59,11 +93,18 @@ fn routes_shapes_and_errors() {
         let (s, v) = envelope(c.post(u("/models/one/tag?tag=x")).send().await.unwrap()).await;
         assert_eq!(s, 400);
         assert_eq!(v["error"]["param"], "repo");
-        let r = c.post(u("/models/one/tag?repo=ghcr.io/o/m&tag=v2")).send().await.unwrap();
+        let r = c
+            .post(u("/models/one/tag?repo=ghcr.io/o/m&tag=v2"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["target"], "ghcr.io/o/m:v2");
-        assert_eq!(v["message"], "Model tagged successfully with \"ghcr.io/o/m:v2\"");
+        assert_eq!(
+            v["message"],
+            "Model tagged successfully with \"ghcr.io/o/m:v2\""
+        );
         // Delete by ID with several tags: 409; with a bare ?force it goes.
         let (s, v) = envelope(c.delete(u(&format!("/models/{id}"))).send().await.unwrap()).await;
         assert_eq!(s, 409, "{v}");
@@ -71,29 +112,70 @@ fn routes_shapes_and_errors() {
         let r = c.get(u("/models/one/export")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/x-tar");
-        assert!(r.headers()["content-disposition"].to_str().unwrap().contains(".tar"));
+        assert!(r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".tar"));
         let tar = r.bytes().await.unwrap();
         assert!(tar.len() > 512);
-        let r = c.delete(u(&format!("/models/{id}?force"))).send().await.unwrap();
+        let r = c
+            .delete(u(&format!("/models/{id}?force")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
-        assert_eq!(v.as_array().unwrap().last().unwrap()["Deleted"], id.as_str());
+        assert_eq!(
+            v.as_array().unwrap().last().unwrap()["Deleted"],
+            id.as_str()
+        );
         // The export loads back to the same ID.
-        let r = c.post(u("/models/load")).body(tar.to_vec()).send().await.unwrap();
+        let r = c
+            .post(u("/models/load"))
+            .body(tar.to_vec())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let line: Value = serde_json::from_str(r.text().await.unwrap().trim()).unwrap();
         assert_eq!(line["id"], id.as_str());
         // Garbage archive: 400, and the daemon keeps serving.
-        let (s, _) = envelope(c.post(u("/models/load")).body(vec![1u8; 3000]).send().await.unwrap()).await;
+        let (s, _) = envelope(
+            c.post(u("/models/load"))
+                .body(vec![1u8; 3000])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, 400);
         // DNS rebinding: a foreign Host is refused.
-        let (s, _) = envelope(c.get(u("/models")).header("host", "attacker.example:12434").send().await.unwrap()).await;
+        let (s, _) = envelope(
+            c.get(u("/models"))
+                .header("host", "attacker.example:12434")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, 403);
-        let r = c.get(u("/models")).header("host", "localhost:12434").send().await.unwrap();
+        let r = c
+            .get(u("/models"))
+            .header("host", "localhost:12434")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let r = c.delete(u("/models/purge")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let models: Value = c.get(u("/models")).send().await.unwrap().json().await.unwrap();
+        let models: Value = c
+            .get(u("/models"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(models.as_array().unwrap().len(), 0);
     });
 }
@@ -114,9 +196,19 @@ fn oversized_archive_is_413() {
             h.set_size(10_000);
             h.set_mode(0o644);
             h.set_cksum();
-            b.append_data(&mut h, format!("blobs/sha256/{}", "a".repeat(64)), &vec![0u8; 10_000][..]).unwrap();
+            b.append_data(
+                &mut h,
+                format!("blobs/sha256/{}", "a".repeat(64)),
+                &vec![0u8; 10_000][..],
+            )
+            .unwrap();
         }
-        let r = c.post(format!("{}/models/load", d.url)).body(tar).send().await.unwrap();
+        let r = c
+            .post(format!("{}/models/load", d.url))
+            .body(tar)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 413);
     });
     assert!(d.ok(&["ls", "-q"]).trim().is_empty());

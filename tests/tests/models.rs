@@ -22,7 +22,11 @@ fn license_and_template(d: &Daemon) -> (PathBuf, PathBuf) {
     let lic = d.dir.path().join("LICENSE");
     std::fs::write(&lic, "MIT License\n").unwrap();
     let tpl = d.dir.path().join("template.jinja");
-    std::fs::write(&tpl, "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}").unwrap();
+    std::fs::write(
+        &tpl,
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}",
+    )
+    .unwrap();
     (lic, tpl)
 }
 
@@ -32,8 +36,15 @@ fn package_list_inspect_tag_export_purge_load_remove() {
     let (gguf, trained) = model_file(&d);
     let (lic, tpl) = license_and_template(&d);
     let out = d.ok(&[
-        "package", "--gguf", gguf.to_str().unwrap(), "-l", lic.to_str().unwrap(),
-        "--chat-template", tpl.to_str().unwrap(), "--json", "stories",
+        "package",
+        "--gguf",
+        gguf.to_str().unwrap(),
+        "-l",
+        lic.to_str().unwrap(),
+        "--chat-template",
+        tpl.to_str().unwrap(),
+        "--json",
+        "stories",
     ]);
     let packaged: Value = serde_json::from_str(out.trim()).unwrap();
     let id = packaged["id"].as_str().unwrap().to_string();
@@ -78,7 +89,10 @@ fn package_list_inspect_tag_export_purge_load_remove() {
     assert_eq!(inspected["id"], id.as_str());
 
     let rm = d.ok(&["rm", "stories:back"]);
-    assert!(rm.contains("Untagged: stories:back") && rm.contains(&format!("Deleted: {id}")), "{rm}");
+    assert!(
+        rm.contains("Untagged: stories:back") && rm.contains(&format!("Deleted: {id}")),
+        "{rm}"
+    );
     assert_eq!(d.ok(&["ls", "-q"]).trim(), "");
 }
 
@@ -87,11 +101,19 @@ fn packages_survive_a_restart_and_shards_load() {
     let d = Daemon::start(&[]);
     let shard = shared_dir().join("reference/dmr-testdata/dummy-00001-of-00002.gguf");
     if !shard.exists() {
-        assert!(std::env::var_os("CI").is_none(), "DMR test data missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "DMR test data missing in CI"
+        );
         return;
     }
     let shard = shard.canonicalize().unwrap();
-    d.ok(&["package", "--gguf", shard.to_str().unwrap(), "ghcr.io/acme/sharded:2"]);
+    d.ok(&[
+        "package",
+        "--gguf",
+        shard.to_str().unwrap(),
+        "ghcr.io/acme/sharded:2",
+    ]);
     let (dir, store) = d.stop();
     let d = Daemon::start_in(dir, store, &[]);
     let m: Value = serde_json::from_str(&d.ok(&["inspect", "ghcr.io/acme/sharded:2"])).unwrap();
@@ -105,7 +127,13 @@ fn packages_survive_a_restart_and_shards_load() {
 fn bad_input_gives_one_clear_message_and_changes_nothing() {
     let d = Daemon::start(&["--max-load-size", "700000"]);
     let gguf = d.dir.path().join("big.gguf");
-    LlamaSpec { n_layer: 8, ..LlamaSpec::tiny() }.build(5).write_file(&gguf).unwrap();
+    LlamaSpec {
+        n_layer: 8,
+        ..LlamaSpec::tiny()
+    }
+    .build(5)
+    .write_file(&gguf)
+    .unwrap();
     let small = d.dir.path().join("small.gguf");
     LlamaSpec::tiny().build(2).write_file(&small).unwrap();
     d.ok(&["package", "--gguf", small.to_str().unwrap(), "keep"]);
@@ -114,24 +142,90 @@ fn bad_input_gives_one_clear_message_and_changes_nothing() {
     let bad = d.dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF\x03\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["package".into(), "--gguf".into(), bad.display().to_string(), "x".into()], "invalid GGUF"),
-        (vec!["package".into(), "--gguf".into(), "/nonexistent/m.gguf".into(), "x".into()], "/nonexistent/m.gguf"),
-        (vec!["package".into(), "--gguf".into(), "m.gguf".into(), "x".into()], "must be absolute"),
-        (vec!["package".into(), "--gguf".into(), d.dir.path().display().to_string(), "x".into()], "not a regular file"),
-        (vec!["package".into(), "--gguf".into(), "/etc/passwd/m.gguf".into(), "x".into()], "/etc/passwd/m.gguf"),
-        (vec!["package".into(), "--gguf".into(), small.display().to_string(), "Bad Ref!".into()], "invalid reference"),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                bad.display().to_string(),
+                "x".into(),
+            ],
+            "invalid GGUF",
+        ),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                "/nonexistent/m.gguf".into(),
+                "x".into(),
+            ],
+            "/nonexistent/m.gguf",
+        ),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                "m.gguf".into(),
+                "x".into(),
+            ],
+            "must be absolute",
+        ),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                d.dir.path().display().to_string(),
+                "x".into(),
+            ],
+            "not a regular file",
+        ),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                "/etc/passwd/m.gguf".into(),
+                "x".into(),
+            ],
+            "/etc/passwd/m.gguf",
+        ),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                small.display().to_string(),
+                "Bad Ref!".into(),
+            ],
+            "invalid reference",
+        ),
         (vec!["inspect".into(), "nosuchmodel".into()], "not found"),
         (vec!["rm".into(), "nosuchmodel".into()], "not found"),
-        (vec!["tag".into(), "keep".into(), "UPPER/..bad".into()], "invalid reference"),
-        (vec!["inspect".into(), "sha256:xyz".into()], "invalid digest"),
+        (
+            vec!["tag".into(), "keep".into(), "UPPER/..bad".into()],
+            "invalid reference",
+        ),
+        (
+            vec!["inspect".into(), "sha256:xyz".into()],
+            "invalid digest",
+        ),
         // Larger than the daemon's --max-load-size: 413.
-        (vec!["package".into(), "--gguf".into(), gguf.display().to_string(), "big".into()], "larger than the limit"),
+        (
+            vec![
+                "package".into(),
+                "--gguf".into(),
+                gguf.display().to_string(),
+                "big".into(),
+            ],
+            "larger than the limit",
+        ),
     ];
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = d.fails(&args);
         assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err:?}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: not one line: {err:?}"
+        );
         assert_eq!(snapshot(&d.store), before, "{args:?} changed the store");
     }
     let tar = d.dir.path().join("garbage.tar");
@@ -151,5 +245,54 @@ fn cli_says_how_to_start_the_daemon() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is it running") && err.contains("modelrunnerd"), "{err}");
+    assert!(
+        err.contains("is it running") && err.contains("modelrunnerd"),
+        "{err}"
+    );
+}
+
+#[test]
+fn offline_fsck_reports_and_repairs_corruption() {
+    let d = Daemon::start(&[]);
+    let p = d.dir.path().join("m.gguf");
+    LlamaSpec::tiny().build(4).write_file(&p).unwrap();
+    d.ok(&["package", "--gguf", p.to_str().unwrap(), "m"]);
+    let (dir, store) = d.stop();
+    let fsck = |extra: &[&str]| {
+        std::process::Command::new(modelrunner_e2e::bin("modelrunnerd"))
+            .arg("--store")
+            .arg(&store)
+            .arg("fsck")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = fsck(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("store is clean"));
+    // Rot one blob: fsck names it and the model, and fails.
+    let blob = std::fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    std::fs::write(&blob, b"rot").unwrap();
+    let out = fsck(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success());
+    assert!(
+        text.contains("corrupt blob") && text.contains("broken model"),
+        "{text}"
+    );
+    let out = fsck(&["--repair"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(removed)"));
+    assert!(!blob.exists());
+    // The daemon still starts and lists; the broken model can be removed.
+    let d = Daemon::start_in(dir, store, &[]);
+    d.ok(&["rm", "m"]);
 }

@@ -65,7 +65,12 @@ impl ApiError {
         }
     }
 
-    fn with(status: StatusCode, kind: &'static str, code: Option<&'static str>, message: String) -> Self {
+    fn with(
+        status: StatusCode,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: String,
+    ) -> Self {
         ApiError {
             status,
             message,

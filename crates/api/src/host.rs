@@ -15,17 +15,27 @@ pub fn is_loopback_host(host: &str) -> bool {
         rest.split(']').next().unwrap_or_default()
     } else {
         host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
         })
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     name == "localhost"
         || name.ends_with(".localhost")
         || name == "::1"
-        || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
-pub(crate) async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn check_host(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if state.config.loopback_hosts_only {
         if let Some(h) = req.headers().get(header::HOST) {
             let ok = h.to_str().is_ok_and(is_loopback_host);
@@ -48,10 +58,26 @@ mod tests {
 
     #[test]
     fn loopback_names() {
-        for ok in ["localhost", "localhost:12434", "127.0.0.1:80", "127.1.2.3", "[::1]:12434", "a.localhost", "LOCALHOST."] {
+        for ok in [
+            "localhost",
+            "localhost:12434",
+            "127.0.0.1:80",
+            "127.1.2.3",
+            "[::1]:12434",
+            "a.localhost",
+            "LOCALHOST.",
+        ] {
             assert!(is_loopback_host(ok), "{ok}");
         }
-        for bad in ["evil.com", "evil.com:12434", "10.0.0.1", "localhost.evil.com", "[::2]", "127.0.0.1.evil.com", ""] {
+        for bad in [
+            "evil.com",
+            "evil.com:12434",
+            "10.0.0.1",
+            "localhost.evil.com",
+            "[::2]",
+            "127.0.0.1.evil.com",
+            "",
+        ] {
             assert!(!is_loopback_host(bad), "{bad}");
         }
     }

@@ -18,17 +18,24 @@ use crate::wire::ModelJson;
 use crate::{blocking, ApiError, AppState};
 
 /// `GET /models`.
-pub(crate) async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelJson>>, ApiError> {
+pub(crate) async fn list_models(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ModelJson>>, ApiError> {
     let store = state.store.clone();
     let models = blocking(move || store.list().map_err(ApiError::from)).await?;
     Ok(Json(models.iter().map(ModelJson::from).collect()))
 }
 
 /// `GET /models/{name}` and `GET /models/{name}/export`.
-pub(crate) async fn get_or_export(State(state): State<AppState>, Path(rest): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_or_export(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
     match rest.strip_suffix("/export") {
         Some(name) => export_model(state, name.to_string()).await,
-        None => get_model(state, rest).await.map(IntoResponse::into_response),
+        None => get_model(state, rest)
+            .await
+            .map(IntoResponse::into_response),
     }
 }
 
@@ -42,7 +49,13 @@ async fn get_model(state: AppState, name: String) -> Result<Json<ModelJson>, Api
 fn file_name_for(reference: &str) -> String {
     reference
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -65,7 +78,10 @@ async fn export_model(state: AppState, name: String) -> Result<Response, ApiErro
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}.tar\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}.tar\""),
+            ),
         ],
         Body::from_stream(ReaderStream::with_capacity(reader, 1 << 20)),
     )
@@ -79,11 +95,21 @@ pub(crate) async fn post_model_action(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let Some(name) = rest.strip_suffix("/tag") else {
-        return Err(ApiError::not_found(format!("no route for POST /models/{rest}")));
+        return Err(ApiError::not_found(format!(
+            "no route for POST /models/{rest}"
+        )));
     };
-    let repo = q.get("repo").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("repo is required").param("repo"))?;
-    let tag = q.get("tag").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("tag is required").param("tag"))?;
-    let target: Reference = format!("{repo}:{tag}").parse().map_err(|e: modelrunner_format::FormatError| ApiError::from(e).param("repo"))?;
+    let repo = q
+        .get("repo")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("repo is required").param("repo"))?;
+    let tag = q
+        .get("tag")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("tag is required").param("tag"))?;
+    let target: Reference = format!("{repo}:{tag}")
+        .parse()
+        .map_err(|e: modelrunner_format::FormatError| ApiError::from(e).param("repo"))?;
     let source = name.to_string();
     let store = state.store.clone();
     let t = target.clone();
@@ -115,7 +141,11 @@ pub(crate) async fn delete_model(
     });
     let store = state.store.clone();
     let out = blocking(move || store.delete(&name, force).map_err(ApiError::from)).await?;
-    let mut body: Vec<Value> = out.untagged.iter().map(|t| json!({ "Untagged": t })).collect();
+    let mut body: Vec<Value> = out
+        .untagged
+        .iter()
+        .map(|t| json!({ "Untagged": t }))
+        .collect();
     if let Some(id) = out.deleted {
         body.push(json!({ "Deleted": id.to_string() }));
     }
@@ -124,7 +154,10 @@ pub(crate) async fn delete_model(
 
 /// `POST /models/load`: a model archive in the body.
 #[instrument(skip_all)]
-pub(crate) async fn load_model(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn load_model(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
     let store = state.store.clone();
@@ -141,7 +174,11 @@ pub(crate) async fn load_model(State(state): State<AppState>, body: Body) -> Res
         "message": format!("Loaded model {}", m.id),
         "id": m.id.to_string(),
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], format!("{line}\n")).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{line}\n"),
+    )
+        .into_response())
 }
 
 /// `DELETE /models/purge`.

@@ -13,7 +13,8 @@ pub struct Client {
 impl Client {
     /// From `MODEL_RUNNER_HOST` (default `http://127.0.0.1:12434`).
     pub fn from_env() -> anyhow::Result<Self> {
-        let base = std::env::var("MODEL_RUNNER_HOST").unwrap_or_else(|_| "http://127.0.0.1:12434".into());
+        let base =
+            std::env::var("MODEL_RUNNER_HOST").unwrap_or_else(|_| "http://127.0.0.1:12434".into());
         let base = base.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("MODEL_RUNNER_HOST must start with http:// or https://, got {base:?}");

@@ -113,7 +113,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Status { json } => models::status(&c, json).await,
         Command::Version => {
             let v = c.get_json("/version").await?;
-            println!("Client: {}\nServer: {}", env!("CARGO_PKG_VERSION"), v["version"].as_str().unwrap_or("?"));
+            println!(
+                "Client: {}\nServer: {}",
+                env!("CARGO_PKG_VERSION"),
+                v["version"].as_str().unwrap_or("?")
+            );
             Ok(())
         }
     }

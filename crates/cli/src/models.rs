@@ -21,7 +21,11 @@ fn s(v: &Value) -> String {
 }
 
 fn short_id(id: &str) -> String {
-    id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 fn print_table(rows: &[Vec<String>]) {
@@ -29,7 +33,11 @@ fn print_table(rows: &[Vec<String>]) {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", line.join("   ").trim_end());
     }
 }
@@ -46,13 +54,17 @@ fn age(created: i64) -> String {
 }
 
 fn display_tag(t: &str) -> String {
-    t.parse::<Reference>().map(|r| r.short()).unwrap_or_else(|_| t.to_string())
+    t.parse::<Reference>()
+        .map(|r| r.short())
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// `list`.
 pub async fn list(c: &Client, json: bool, quiet: bool) -> anyhow::Result<()> {
     let models = c.get_json("/models").await?;
-    let models = models.as_array().context("the daemon answered something other than a list")?;
+    let models = models
+        .as_array()
+        .context("the daemon answered something other than a list")?;
     if json {
         println!("{}", serde_json::to_string_pretty(models)?);
         return Ok(());
@@ -63,13 +75,29 @@ pub async fn list(c: &Client, json: bool, quiet: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut rows = vec![["MODEL NAME", "PARAMETERS", "QUANTIZATION", "ARCHITECTURE", "MODEL ID", "CREATED", "CONTEXT", "SIZE"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![[
+        "MODEL NAME",
+        "PARAMETERS",
+        "QUANTIZATION",
+        "ARCHITECTURE",
+        "MODEL ID",
+        "CREATED",
+        "CONTEXT",
+        "SIZE",
+    ]
+    .map(String::from)
+    .to_vec()];
     for m in models {
         let cfg = &m["config"];
-        let tags: Vec<String> = m["tags"].as_array().map(|t| t.iter().map(s).collect()).unwrap_or_default();
-        let names = if tags.is_empty() { vec!["<none>".to_string()] } else { tags.iter().map(|t| display_tag(t)).collect() };
+        let tags: Vec<String> = m["tags"]
+            .as_array()
+            .map(|t| t.iter().map(s).collect())
+            .unwrap_or_default();
+        let names = if tags.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            tags.iter().map(|t| display_tag(t)).collect()
+        };
         for name in names {
             rows.push(vec![
                 name,
@@ -89,7 +117,9 @@ pub async fn list(c: &Client, json: bool, quiet: bool) -> anyhow::Result<()> {
 
 /// `inspect`.
 pub async fn inspect(c: &Client, model: &str) -> anyhow::Result<()> {
-    let m = c.get_json(&format!("/models/{}", path_escape(model))).await?;
+    let m = c
+        .get_json(&format!("/models/{}", path_escape(model)))
+        .await?;
     println!("{}", serde_json::to_string_pretty(&m)?);
     Ok(())
 }
@@ -99,7 +129,10 @@ pub async fn rm(c: &Client, models: &[String], force: bool) -> anyhow::Result<()
     let mut failed = 0;
     for m in models {
         let q = if force { "?force=true" } else { "" };
-        match c.send(c.request(Method::DELETE, &format!("/models/{}{q}", path_escape(m)))).await {
+        match c
+            .send(c.request(Method::DELETE, &format!("/models/{}{q}", path_escape(m))))
+            .await
+        {
             Ok(r) => {
                 let out: Value = r.json().await?;
                 for e in out.as_array().into_iter().flatten() {
@@ -130,7 +163,12 @@ pub async fn tag(c: &Client, source: &str, target: &str) -> anyhow::Result<()> {
     let tag = t.tag().context("the target must be a tag, not a digest")?;
     c.send(c.request(
         Method::POST,
-        &format!("/models/{}/tag?repo={}&tag={}", path_escape(source), path_escape(&t.name()), path_escape(tag)),
+        &format!(
+            "/models/{}/tag?repo={}&tag={}",
+            path_escape(source),
+            path_escape(&t.name()),
+            path_escape(tag)
+        ),
     ))
     .await?;
     println!("Model {source} tagged as {}", t.short());
@@ -148,19 +186,29 @@ pub async fn df(c: &Client, json: bool) -> anyhow::Result<()> {
     print_table(&[
         vec!["TYPE".into(), "SIZE".into()],
         vec!["Models".into(), size("models_disk_usage")],
-        vec!["Inference engine".into(), size("default_backend_disk_usage")],
+        vec![
+            "Inference engine".into(),
+            size("default_backend_disk_usage"),
+        ],
     ]);
     Ok(())
 }
 
 /// `export`.
 pub async fn export(c: &Client, model: &str, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let resp = c.send(c.request(Method::GET, &format!("/models/{}/export", path_escape(model)))).await?;
+    let resp = c
+        .send(c.request(
+            Method::GET,
+            &format!("/models/{}/export", path_escape(model)),
+        ))
+        .await?;
     let mut out: Box<dyn Write> = match &output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("while creating {}", p.display()))?,
         )),
-        None if std::io::stdout().is_terminal() => bail!("refusing to write a tar archive to a terminal; use -o FILE"),
+        None if std::io::stdout().is_terminal() => {
+            bail!("refusing to write a tar archive to a terminal; use -o FILE")
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut stream = resp.bytes_stream();
@@ -176,13 +224,21 @@ pub async fn export(c: &Client, model: &str, output: Option<PathBuf>) -> anyhow:
 
 /// `load`.
 pub async fn load(c: &Client, input: PathBuf, tag: Option<String>) -> anyhow::Result<()> {
-    let f = tokio::fs::File::open(&input).await.with_context(|| format!("while opening {}", input.display()))?;
+    let f = tokio::fs::File::open(&input)
+        .await
+        .with_context(|| format!("while opening {}", input.display()))?;
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(f, 1 << 20));
     let r = c
-        .send(c.request(Method::POST, "/models/load").header("content-type", "application/x-tar").body(body))
+        .send(
+            c.request(Method::POST, "/models/load")
+                .header("content-type", "application/x-tar")
+                .body(body),
+        )
         .await?;
     let v: Value = serde_json::from_str(r.text().await?.lines().last().unwrap_or("{}"))?;
-    let id: Digest = s(&v["id"]).parse().context("the daemon did not say which model it loaded")?;
+    let id: Digest = s(&v["id"])
+        .parse()
+        .context("the daemon did not say which model it loaded")?;
     println!("Loaded model {id}");
     if let Some(t) = tag {
         self::tag(c, &id.to_string(), &t).await?;
@@ -213,9 +269,16 @@ pub async fn status(c: &Client, json: bool) -> anyhow::Result<()> {
     let v = c.get_json("/version").await?;
     let h = c.get_json("/health").await?;
     if json {
-        println!("{}", serde_json::json!({"running": true, "version": v["version"], "health": h["status"]}));
+        println!(
+            "{}",
+            serde_json::json!({"running": true, "version": v["version"], "health": h["status"]})
+        );
     } else {
-        println!("modelrunnerd is running (version {}, health {})", s(&v["version"]), s(&h["status"]));
+        println!(
+            "modelrunnerd is running (version {}, health {})",
+            s(&v["version"]),
+            s(&h["status"])
+        );
     }
     Ok(())
 }

@@ -53,7 +53,10 @@ pub struct PackageArgs {
 
 fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(secs) = s.trim().parse::<i64>() {
-        return Utc.timestamp_opt(secs, 0).single().context("timestamp out of range");
+        return Utc
+            .timestamp_opt(secs, 0)
+            .single()
+            .context("timestamp out of range");
     }
     Ok(DateTime::parse_from_rfc3339(s.trim())
         .with_context(|| format!("{s:?} is neither Unix seconds nor an RFC 3339 time"))?
@@ -66,9 +69,11 @@ fn bar(total: u64, msg: &str, quiet: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{msg:10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     pb.set_message(msg.to_string());
     pb
@@ -82,7 +87,9 @@ pub async fn run(client: &Client, a: PackageArgs, json: bool) -> anyhow::Result<
     }
     let created = match (&a.created, std::env::var("SOURCE_DATE_EPOCH").ok()) {
         (Some(c), _) => Some(parse_time(c).context("while reading --created")?),
-        (None, Some(e)) if !e.is_empty() => Some(parse_time(&e).context("while reading SOURCE_DATE_EPOCH")?),
+        (None, Some(e)) if !e.is_empty() => {
+            Some(parse_time(&e).context("while reading SOURCE_DATE_EPOCH")?)
+        }
         _ => None,
     };
     let spec = PackageSpec {
@@ -127,19 +134,32 @@ pub async fn run(client: &Client, a: PackageArgs, json: bool) -> anyhow::Result<
     pb.finish_and_clear();
     let resp = resp?;
     written.context("while streaming the model archive")?;
-    let loaded: serde_json::Value = serde_json::from_str(resp.text().await?.lines().last().unwrap_or("{}"))?;
+    let loaded: serde_json::Value =
+        serde_json::from_str(resp.text().await?.lines().last().unwrap_or("{}"))?;
     if loaded["id"] != built.id.to_string() {
-        bail!("the daemon loaded {} but the package is {}", loaded["id"], built.id);
+        bail!(
+            "the daemon loaded {} but the package is {}",
+            loaded["id"],
+            built.id
+        );
     }
     let tag = target.tag().unwrap_or("latest");
     client
         .send(client.request(
             reqwest::Method::POST,
-            &format!("/models/{}/tag?repo={}&tag={}", path_escape(&built.id.to_string()), path_escape(&target.name()), path_escape(tag)),
+            &format!(
+                "/models/{}/tag?repo={}&tag={}",
+                path_escape(&built.id.to_string()),
+                path_escape(&target.name()),
+                path_escape(tag)
+            ),
         ))
         .await?;
     if json {
-        println!("{}", serde_json::json!({"id": built.id.to_string(), "tag": target.to_string()}));
+        println!(
+            "{}",
+            serde_json::json!({"id": built.id.to_string(), "tag": target.to_string()})
+        );
     } else {
         println!("Packaged {} as {}", built.id.short(), target.short());
     }

@@ -42,6 +42,22 @@ pub struct Args {
     /// Print the effective configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
+    /// Maintenance to run instead of serving (the daemon must not be running)
+    #[command(subcommand)]
+    pub command: Option<Maintenance>,
+}
+
+/// Offline store maintenance.
+#[derive(Debug, clap::Subcommand)]
+pub enum Maintenance {
+    /// Re-hash every blob and check every model; exit 1 when something is wrong
+    Fsck {
+        /// Remove corrupt blobs and stray files (models that need them stay broken)
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Remove blobs and manifests that no model references
+    Gc,
 }
 
 /// The configuration file; every key is optional and unknown keys are errors.
@@ -71,7 +87,8 @@ pub struct Config {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("while reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("while parsing {}", path.display()))
 }
 
@@ -85,13 +102,21 @@ impl Config {
         let store = match args.store.clone().or(file.store) {
             Some(p) => p,
             None => dirs::data_dir()
-                .context("while finding the user's data directory (set --store or MODELRUNNER_STORE)")?
+                .context(
+                    "while finding the user's data directory (set --store or MODELRUNNER_STORE)",
+                )?
                 .join("modelrunner"),
         };
         let config = Config {
-            listen: args.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 12434).into()),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or(([127, 0, 0, 1], 12434).into()),
             store,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             body_limit: args.body_limit.or(file.body_limit).unwrap_or(16 << 20),
             max_load_size: args.max_load_size.or(file.max_load_size).unwrap_or(1 << 40),
         };
@@ -99,7 +124,10 @@ impl Config {
             bail!("--body-limit (body_limit) must be at least 1024 bytes");
         }
         if !config.store.is_absolute() {
-            bail!("--store (store) must be an absolute path, got {}", config.store.display());
+            bail!(
+                "--store (store) must be an absolute path, got {}",
+                config.store.display()
+            );
         }
         Ok(config)
     }
@@ -122,7 +150,13 @@ mod tests {
         assert_eq!(c.listen.port(), 9);
         assert_eq!(c.store, PathBuf::from("/srv/models"));
         assert_eq!(c.body_limit, 16 << 20);
-        let c = Config::resolve(&args(&["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:7"])).unwrap();
+        let c = Config::resolve(&args(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:7",
+        ]))
+        .unwrap();
         assert_eq!(c.listen.port(), 7);
     }
 
@@ -131,9 +165,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "listn = \"x\"\n").unwrap();
-        let e = format!("{:#}", Config::resolve(&args(&["--config", f.to_str().unwrap()])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            Config::resolve(&args(&["--config", f.to_str().unwrap()])).unwrap_err()
+        );
         assert!(e.contains("c.toml") && e.contains("listn"), "{e}");
-        let e = Config::resolve(&args(&["--store", "relative"])).unwrap_err().to_string();
+        let e = Config::resolve(&args(&["--store", "relative"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--store"), "{e}");
     }
 }

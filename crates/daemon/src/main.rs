@@ -11,11 +11,13 @@ use modelrunner_store::Store;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use config::{Args, Config, LogFormat};
+use config::{Args, Config, LogFormat, Maintenance};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -56,6 +58,50 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `fsck` or `gc` on the store; returns whether the store is healthy.
+fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
+    let store = Store::open(&config.store).with_context(|| {
+        format!(
+            "while opening the store at {} (is modelrunnerd running?)",
+            config.store.display()
+        )
+    })?;
+    match m {
+        Maintenance::Fsck { repair } => {
+            let r = store.fsck(repair)?;
+            println!("checked {} blobs", r.blobs_checked);
+            for d in &r.corrupt_blobs {
+                println!("corrupt blob {d}{}", if repair { " (removed)" } else { "" });
+            }
+            for f in &r.stray_files {
+                println!("stray file {f}{}", if repair { " (removed)" } else { "" });
+            }
+            for (id, why) in &r.broken_models {
+                println!("broken model {id}: {why}");
+            }
+            println!(
+                "{}",
+                if r.is_clean() {
+                    "store is clean"
+                } else {
+                    "store has problems"
+                }
+            );
+            Ok(r.is_clean())
+        }
+        Maintenance::Gc => {
+            let r = store.gc()?;
+            println!(
+                "removed {} blobs and {} manifests, {} bytes freed",
+                r.blobs_removed.len(),
+                r.manifests_removed.len(),
+                r.bytes_freed
+            );
+            Ok(true)
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let config = match Config::resolve(&args) {
@@ -70,6 +116,16 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_logging(config.log_format);
+    if let Some(m) = args.command {
+        return match maintain(&config, m) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("modelrunnerd: {e:#}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,

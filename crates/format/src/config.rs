@@ -46,11 +46,7 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigDescriptor {
     /// Creation time, RFC 3339 with nanoseconds as Go writes it.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "go_time_opt"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "go_time_opt")]
     pub created: Option<DateTime<Utc>>,
 }
 
@@ -231,7 +227,10 @@ mod tests {
                 parameters: Some("260.00K".into()),
                 architecture: Some("llama".into()),
                 size: Some("1.13MiB".into()),
-                gguf: Some(BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())])),
+                gguf: Some(BTreeMap::from([
+                    ("b".into(), "2".into()),
+                    ("a".into(), "1".into()),
+                ])),
                 context_size: Some(2048),
                 ..ModelConfig::default()
             },

@@ -41,7 +41,10 @@ impl Descriptor {
 
     /// What the layer is for.
     pub fn kind(&self) -> media::LayerKind {
-        media::classify(&self.media_type, self.annotation(media::ANNOTATION_FILEPATH))
+        media::classify(
+            &self.media_type,
+            self.annotation(media::ANNOTATION_FILEPATH),
+        )
     }
 }
 

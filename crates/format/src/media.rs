@@ -89,9 +89,18 @@ mod tests {
         assert_eq!(classify(LICENSE, None), LayerKind::License);
         assert_eq!(classify(MMPROJ, None), LayerKind::Mmproj);
         assert_eq!(classify(CHAT_TEMPLATE, None), LayerKind::ChatTemplate);
-        assert_eq!(classify(CNCF_WEIGHT_RAW, Some("model.gguf")), LayerKind::Gguf);
-        assert_eq!(classify(CNCF_WEIGHT_RAW, Some("model.mmproj")), LayerKind::Mmproj);
-        assert_eq!(classify(CNCF_WEIGHT_RAW, Some("x.safetensors")), LayerKind::Other);
+        assert_eq!(
+            classify(CNCF_WEIGHT_RAW, Some("model.gguf")),
+            LayerKind::Gguf
+        );
+        assert_eq!(
+            classify(CNCF_WEIGHT_RAW, Some("model.mmproj")),
+            LayerKind::Mmproj
+        );
+        assert_eq!(
+            classify(CNCF_WEIGHT_RAW, Some("x.safetensors")),
+            LayerKind::Other
+        );
         assert_eq!(
             classify(CNCF_WEIGHT_CONFIG_RAW, Some("template.jinja")),
             LayerKind::ChatTemplate

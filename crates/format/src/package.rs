@@ -111,10 +111,12 @@ fn check_file(path: &Path, what: &str) -> Result<fs::Metadata, FormatError> {
             path.display()
         )));
     }
-    let meta = fs::metadata(path)
-        .map_err(|e| err(format!("{what} {}: {e}", path.display())))?;
+    let meta = fs::metadata(path).map_err(|e| err(format!("{what} {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(err(format!("{what} {} is not a regular file", path.display())));
+        return Err(err(format!(
+            "{what} {} is not a regular file",
+            path.display()
+        )));
     }
     File::open(path).map_err(|e| err(format!("{what} {}: {e}", path.display())))?;
     Ok(meta)
@@ -181,8 +183,8 @@ impl PackageSpec {
         let (mut params, mut bytes) = (0u64, 0u64);
         for shard in discover_shards(&self.gguf)? {
             let meta = check_file(&shard, "GGUF file")?;
-            let header = GgufFile::open(&shard)
-                .map_err(|e| err(format!("{}: {e}", shard.display())))?;
+            let header =
+                GgufFile::open(&shard).map_err(|e| err(format!("{}: {e}", shard.display())))?;
             let f = header.facts();
             params = params.saturating_add(f.parameter_count);
             bytes = bytes.saturating_add(f.size_bytes);
@@ -199,7 +201,13 @@ impl PackageSpec {
         }
         if let Some(t) = &self.chat_template {
             let meta = check_file(t, "chat template")?;
-            layers.push(layer(t, &meta, media::CHAT_TEMPLATE, reproducible, created)?);
+            layers.push(layer(
+                t,
+                &meta,
+                media::CHAT_TEMPLATE,
+                reproducible,
+                created,
+            )?);
         }
         let facts = facts.expect("at least one shard");
         let context_size = self
@@ -243,7 +251,10 @@ fn layer(
     let (mode, mtime) = if reproducible {
         (0o644, created)
     } else {
-        let mtime = meta.modified().map(DateTime::<Utc>::from).unwrap_or(created);
+        let mtime = meta
+            .modified()
+            .map(DateTime::<Utc>::from)
+            .unwrap_or(created);
         (meta.permissions().mode() & 0o7777, mtime)
     };
     let file_meta = FileMetadata {
@@ -288,7 +299,8 @@ pub fn hash_file(
     expected_size: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Digest, FormatError> {
-    let f = File::open(path).map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
+    let f =
+        File::open(path).map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -412,7 +424,11 @@ impl Plan {
 
 impl Built {
     /// Streams the artifact as a load tar, reporting layer bytes written.
-    pub fn write_tar<W: Write>(&self, out: W, progress: &mut dyn FnMut(u64)) -> Result<W, FormatError> {
+    pub fn write_tar<W: Write>(
+        &self,
+        out: W,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<W, FormatError> {
         let io = |e| FormatError::io("writing the model archive", e);
         let mut tar = TarWriter::new(out).map_err(io)?;
         for (path, d) in &self.layers {

@@ -147,9 +147,8 @@ fn validate_registry(input: &str, host: &str) -> Result<(), FormatError> {
         && name
             .split('.')
             .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     if name_ok && port_ok {
         Ok(())
     } else {
@@ -165,7 +164,9 @@ impl FromStr for Reference {
         if s.is_empty() {
             return Err(invalid(input, "empty reference"));
         }
-        if s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if s.bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(invalid(input, "whitespace or control characters"));
         }
         let owned;
@@ -177,9 +178,9 @@ impl FromStr for Reference {
         };
         let (name_tag, digest) = match s.split_once('@') {
             Some((n, d)) => {
-                let d: Digest = d
-                    .parse()
-                    .map_err(|_| invalid(input, "the digest must be sha256: and 64 lowercase hex"))?;
+                let d: Digest = d.parse().map_err(|_| {
+                    invalid(input, "the digest must be sha256: and 64 lowercase hex")
+                })?;
                 (n, Some(d))
             }
             None => (s, None),
@@ -201,8 +202,8 @@ impl FromStr for Reference {
         let name = name.to_ascii_lowercase();
         let mut parts: Vec<&str> = name.split('/').collect();
         let first = parts[0];
-        let has_registry = parts.len() > 1
-            && (first.contains('.') || first.contains(':') || first == "localhost");
+        let has_registry =
+            parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
         let registry = if has_registry {
             let r = parts.remove(0);
             validate_registry(input, r)?;
@@ -260,7 +261,10 @@ impl FromStr for ModelRef {
         if let Ok(d) = Digest::from_hex(t) {
             return Ok(ModelRef::Id(d));
         }
-        if t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if t.len() == 12
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Ok(ModelRef::ShortId(t.to_string()));
         }
         Ok(ModelRef::Name(t.parse()?))
@@ -293,10 +297,19 @@ mod tests {
             ("localhost:5000/model:tag", "localhost:5000/model:tag"),
             ("localhost/model", "localhost/model:latest"),
             ("127.0.0.1:5000/a/b:c", "127.0.0.1:5000/a/b:c"),
-            ("reg.example.com:8443/x/y", "reg.example.com:8443/x/y:latest"),
-            ("hf.co/bartowski/Llama-3.2-1B-GGUF", "huggingface.co/bartowski/llama-3.2-1b-gguf:latest"),
+            (
+                "reg.example.com:8443/x/y",
+                "reg.example.com:8443/x/y:latest",
+            ),
+            (
+                "hf.co/bartowski/Llama-3.2-1B-GGUF",
+                "huggingface.co/bartowski/llama-3.2-1b-gguf:latest",
+            ),
             ("hf.co/org/repo:Q4_K_M", "huggingface.co/org/repo:Q4_K_M"),
-            ("huggingface.co/org/repo:Q8_0", "huggingface.co/org/repo:Q8_0"),
+            (
+                "huggingface.co/org/repo:Q8_0",
+                "huggingface.co/org/repo:Q8_0",
+            ),
             ("  smollm2  ", "docker.io/ai/smollm2:latest"),
             ("my_model", "docker.io/ai/my_model:latest"),
             ("a.b-c_d", "docker.io/ai/a.b-c_d:latest"),
@@ -372,8 +385,14 @@ mod tests {
             "c7790a0a6d8a".parse::<ModelRef>().unwrap(),
             ModelRef::ShortId("c7790a0a6d8a".into())
         );
-        assert!(matches!("c7790a0a6d8".parse::<ModelRef>().unwrap(), ModelRef::Name(_)));
-        assert!(matches!("smollm2".parse::<ModelRef>().unwrap(), ModelRef::Name(_)));
+        assert!(matches!(
+            "c7790a0a6d8".parse::<ModelRef>().unwrap(),
+            ModelRef::Name(_)
+        ));
+        assert!(matches!(
+            "smollm2".parse::<ModelRef>().unwrap(),
+            ModelRef::Name(_)
+        ));
         assert!("sha256:nothex".parse::<ModelRef>().is_err());
     }
 

@@ -28,7 +28,10 @@ pub fn classify_entry(path: &str) -> Result<EntryName, FormatError> {
         return Ok(EntryName::Manifest);
     }
     if matches!(p, "blobs" | "blobs/" | "blobs/sha256" | "blobs/sha256/")
-        || matches!(p, "manifests" | "manifests/" | "manifests/sha256" | "manifests/sha256/")
+        || matches!(
+            p,
+            "manifests" | "manifests/" | "manifests/sha256" | "manifests/sha256/"
+        )
     {
         return Ok(EntryName::Dir);
     }
@@ -36,12 +39,14 @@ pub fn classify_entry(path: &str) -> Result<EntryName, FormatError> {
         .strip_prefix("blobs/sha256/")
         .or_else(|| p.strip_prefix("manifests/sha256/"));
     match hex {
-        Some(h) => Digest::from_hex(h)
-            .map(EntryName::Blob)
-            .map_err(|_| FormatError::InvalidDocument {
-                what: "model archive",
-                reason: format!("entry {p:?} is not named by a sha256 digest"),
-            }),
+        Some(h) => {
+            Digest::from_hex(h)
+                .map(EntryName::Blob)
+                .map_err(|_| FormatError::InvalidDocument {
+                    what: "model archive",
+                    reason: format!("entry {p:?} is not named by a sha256 digest"),
+                })
+        }
         None => Err(FormatError::InvalidDocument {
             what: "model archive",
             reason: format!("unexpected entry {p:?}"),
@@ -99,7 +104,10 @@ mod tests {
     fn classifies_layout_entries() {
         let d = Digest::of(b"x");
         assert_eq!(classify_entry("blobs/").unwrap(), EntryName::Dir);
-        assert_eq!(classify_entry("./manifest.json").unwrap(), EntryName::Manifest);
+        assert_eq!(
+            classify_entry("./manifest.json").unwrap(),
+            EntryName::Manifest
+        );
         assert_eq!(
             classify_entry(&format!("blobs/sha256/{}", d.hex())).unwrap(),
             EntryName::Blob(d)

@@ -9,7 +9,10 @@ fn reads_generated_llama() {
     let f = GgufFile::parse(&bytes).unwrap();
     assert_eq!(f.version, 3);
     assert_eq!(f.tensors.len(), 3 + 2 * 9);
-    assert_eq!(f.get("general.architecture").unwrap().as_str(), Some("llama"));
+    assert_eq!(
+        f.get("general.architecture").unwrap().as_str(),
+        Some("llama")
+    );
     let facts = f.facts();
     assert_eq!(facts.architecture, "llama");
     assert_eq!(facts.quantization, "F32");
@@ -18,7 +21,10 @@ fn reads_generated_llama() {
     // The 320-token vocabulary is longer than 50 entries, so it is left out of the map.
     assert!(!facts.metadata.contains_key("tokenizer.ggml.tokens"));
     assert_eq!(facts.metadata["llama.block_count"], "2");
-    assert_eq!(facts.metadata["llama.attention.layer_norm_rms_epsilon"], "0.000010");
+    assert_eq!(
+        facts.metadata["llama.attention.layer_norm_rms_epsilon"],
+        "0.000010"
+    );
 }
 
 #[test]
@@ -31,20 +37,32 @@ fn stories260k_facts_match_docker() {
     assert_eq!(facts.quantization, "F32");
     assert_eq!(facts.context_length, Some(2048));
     assert!(facts.parameters.ends_with('K'), "{}", facts.parameters);
-    assert!(facts.size.ends_with("KiB") || facts.size.ends_with("MiB") || facts.size.ends_with("MB"));
-    println!("stories260K: {} parameters, {}", facts.parameters, facts.size);
+    assert!(
+        facts.size.ends_with("KiB") || facts.size.ends_with("MiB") || facts.size.ends_with("MB")
+    );
+    println!(
+        "stories260K: {} parameters, {}",
+        facts.parameters, facts.size
+    );
 }
 
 #[test]
 fn reads_docker_dummy() {
     let p = modelrunner_testkit::shared_dir().join("reference/dmr-testdata/dummy.gguf");
     if !p.exists() {
-        assert!(std::env::var_os("CI").is_none(), "{} missing in CI", p.display());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing in CI",
+            p.display()
+        );
         return;
     }
     let f = GgufFile::open(&p).unwrap();
     assert_eq!(f.tensors.len(), 10);
-    assert_eq!(f.metadata.len(), 15 + usize::from(f.get("general.alignment").is_some()));
+    assert_eq!(
+        f.metadata.len(),
+        15 + usize::from(f.get("general.alignment").is_some())
+    );
 }
 
 fn tiny() -> Vec<u8> {
@@ -53,7 +71,14 @@ fn tiny() -> Vec<u8> {
         .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
         .kv("nums", Kv::I32s(vec![1, 2, 3]))
         .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
-        .tensor_f32("t1", &[4], TensorData::RandomF32 { seed: 3, scale: 1.0 })
+        .tensor_f32(
+            "t1",
+            &[4],
+            TensorData::RandomF32 {
+                seed: 3,
+                scale: 1.0,
+            },
+        )
         .to_bytes()
 }
 
@@ -104,9 +129,13 @@ fn bad_alignment_dims_and_types_are_refused() {
         .tensor_raw("t", &[1, 1, 1, 1, 1], 0, vec![0; 4])
         .to_bytes();
     expect_err(&five, "5 dimensions");
-    let unknown = GgufWriter::new().tensor_raw("t", &[4], 99, vec![0; 4]).to_bytes();
+    let unknown = GgufWriter::new()
+        .tensor_raw("t", &[4], 99, vec![0; 4])
+        .to_bytes();
     expect_err(&unknown, "unknown ggml type 99");
-    let block = GgufWriter::new().tensor_raw("t", &[31], 2, vec![0; 18]).to_bytes();
+    let block = GgufWriter::new()
+        .tensor_raw("t", &[31], 2, vec![0; 18])
+        .to_bytes();
     expect_err(&block, "block size");
     let huge = GgufWriter::new()
         .tensor_raw("t", &[u64::MAX / 2, 4], 0, vec![0; 4])
@@ -130,4 +159,3 @@ fn value_types_round_trip() {
     assert_eq!(f.get("b"), Some(&Value::Bool(true)));
     assert_eq!(f.facts().metadata["bytes"], "1, 2");
 }
-

@@ -39,7 +39,14 @@ fn bases() -> &'static [Vec<u8>] {
             .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
             .kv("nums", Kv::I32s(vec![1, 2, 3]))
             .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
-            .tensor_f32("t1", &[4], TensorData::RandomF32 { seed: 3, scale: 1.0 })
+            .tensor_f32(
+                "t1",
+                &[4],
+                TensorData::RandomF32 {
+                    seed: 3,
+                    scale: 1.0,
+                },
+            )
             .to_bytes();
         let mut v = vec![small];
         v.extend((1..4).map(|s| LlamaSpec::tiny().build(s).to_bytes()));

@@ -29,7 +29,11 @@ impl Default for LoadLimits {
 impl Store {
     /// Loads a model archive. On any error the store is left as it was: blobs this load
     /// added are removed again, and nothing is indexed.
-    pub fn load_archive(&self, input: impl Read, limits: LoadLimits) -> Result<ModelInfo, StoreError> {
+    pub fn load_archive(
+        &self,
+        input: impl Read,
+        limits: LoadLimits,
+    ) -> Result<ModelInfo, StoreError> {
         let lease = self.lease();
         let mut added: Vec<Digest> = Vec::new();
         let result = self.load_entries(&lease, input, limits, &mut added);
@@ -59,12 +63,17 @@ impl Store {
         added: &mut Vec<Digest>,
     ) -> Result<ModelInfo, StoreError> {
         let mut archive = tar::Archive::new(input);
-        let bad = |reason: String| StoreError::Invalid(format!("malformed model archive: {reason}"));
+        let bad =
+            |reason: String| StoreError::Invalid(format!("malformed model archive: {reason}"));
         let mut total = 0u64;
         let mut manifest: Option<Vec<u8>> = None;
         for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
             let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-            let path = entry.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().to_string();
+            let path = entry
+                .path()
+                .map_err(|e| bad(e.to_string()))?
+                .to_string_lossy()
+                .to_string();
             let kind = entry.header().entry_type();
             let size = entry.header().size().map_err(|e| bad(e.to_string()))?;
             total = total.saturating_add(size);
@@ -103,19 +112,30 @@ impl Store {
                         });
                     }
                     let mut buf = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut buf).map_err(|e| bad(e.to_string()))?;
+                    entry
+                        .read_to_end(&mut buf)
+                        .map_err(|e| bad(e.to_string()))?;
                     manifest = Some(buf);
                 }
-                (_, other) => return Err(bad(format!("entry {path:?} has unsupported type {other:?}"))),
+                (_, other) => {
+                    return Err(bad(format!(
+                        "entry {path:?} has unsupported type {other:?}"
+                    )))
+                }
             }
         }
         let manifest = manifest.ok_or_else(|| bad("no manifest.json".into()))?;
         let parsed = Manifest::parse(&manifest)?;
         for d in parsed.blobs() {
             if !self.has_blob(&d.digest) {
-                return Err(bad(format!("blob {} is neither in the archive nor in the store", d.digest)));
+                return Err(bad(format!(
+                    "blob {} is neither in the archive nor in the store",
+                    d.digest
+                )));
             }
-            let actual = fs::metadata(self.blob_path(&d.digest)).map(|m| m.len()).unwrap_or(0);
+            let actual = fs::metadata(self.blob_path(&d.digest))
+                .map(|m| m.len())
+                .unwrap_or(0);
             if actual != d.size {
                 return Err(StoreError::SizeMismatch {
                     digest: d.digest,
@@ -137,9 +157,15 @@ impl Store {
         let mut tar = TarWriter::new(out).map_err(io)?;
         for d in model.manifest.blobs() {
             let f = self.open_blob(&d.digest)?;
-            let len = f.metadata().map_err(|e| StoreError::io("reading blob", e))?.len();
+            let len = f
+                .metadata()
+                .map_err(|e| StoreError::io("reading blob", e))?
+                .len();
             if len != d.size {
-                return Err(StoreError::Broken(format!("blob {} has {len} bytes, expected {}", d.digest, d.size)));
+                return Err(StoreError::Broken(format!(
+                    "blob {} has {len} bytes, expected {}",
+                    d.digest, d.size
+                )));
             }
             tar.blob(&d.digest, d.size, f).map_err(io)?;
         }

@@ -46,7 +46,10 @@ pub struct BlobWriter<'l> {
 }
 
 impl<'l> BlobWriter<'l> {
-    pub(crate) fn new(lease: &'l Lease<'l>, expected: Option<(Digest, u64)>) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        lease: &'l Lease<'l>,
+        expected: Option<(Digest, u64)>,
+    ) -> Result<Self, StoreError> {
         let name: u64 = rand::rng().random();
         let tmp = lease.store.tmp_dir().join(format!("w-{name:016x}.part"));
         let file = create_exclusive(&tmp)
@@ -65,30 +68,65 @@ impl<'l> BlobWriter<'l> {
         self.hasher.len()
     }
 
-    /// Copies everything from `r`, refusing more bytes than the expected size.
+    /// Copies everything from `r`, refusing more bytes than the expected size. Hashing
+    /// runs on a second thread over the same buffers the file is written from, so a large
+    /// blob costs about max(hash, write) instead of their sum.
     pub fn copy_from(&mut self, r: &mut impl Read) -> Result<u64, StoreError> {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0;
-        loop {
-            let n = r
-                .read(&mut buf)
-                .map_err(|e| StoreError::io("reading blob data", e))?;
-            if n == 0 {
-                return Ok(total);
-            }
-            self.write_all(&buf[..n])
-                .map_err(|e| StoreError::io("writing blob data", e))?;
-            total += n as u64;
-            if let Some((d, size)) = self.expected {
-                if self.written() > size {
-                    return Err(StoreError::SizeMismatch {
-                        digest: d,
-                        expected: size,
-                        actual: self.written(),
-                    });
+        const CHUNK: usize = 1 << 20;
+        let expected = self.expected;
+        let file = self.file.as_mut().expect("open");
+        let mut hasher = std::mem::take(&mut self.hasher);
+        let start = hasher.len();
+        let result = std::thread::scope(|s| -> Result<u64, StoreError> {
+            let (to_hash, hash_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let worker = s.spawn(move || {
+                for buf in hash_rx {
+                    hasher.update(&buf);
+                    let _ = spare_tx.send(buf);
                 }
-            }
-        }
+                hasher
+            });
+            let mut total = 0u64;
+            let outcome = loop {
+                let mut buf = spare_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                buf.resize(CHUNK, 0);
+                let n = match read_full(r, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => break Err(StoreError::io("reading blob data", e)),
+                };
+                if n == 0 {
+                    break Ok(total);
+                }
+                buf.truncate(n);
+                total += n as u64;
+                if let Some((d, size)) = expected {
+                    if start + total > size {
+                        break Err(StoreError::SizeMismatch {
+                            digest: d,
+                            expected: size,
+                            actual: start + total,
+                        });
+                    }
+                }
+                if let Err(e) = file.write_all(&buf) {
+                    break Err(StoreError::io("writing blob data", e));
+                }
+                if start + total >= (1 << 20) && start + total - (n as u64) < (1 << 20) {
+                    failpoint("blob.mid-write");
+                }
+                if to_hash.send(buf).is_err() {
+                    break Err(StoreError::Invalid("hashing thread stopped".into()));
+                }
+            };
+            drop(to_hash);
+            let hasher = worker.join().expect("hashing thread");
+            self.hasher = hasher;
+            outcome
+        });
+        result
     }
 
     /// Verifies size and digest, makes the file durable and publishes it at its content
@@ -97,7 +135,9 @@ impl<'l> BlobWriter<'l> {
         let mut file = self.file.take().expect("file present until commit");
         file.flush()
             .map_err(|e| StoreError::io(format!("writing {}", self.tmp.display()), e))?;
-        let file = file.into_inner().map_err(|e| StoreError::io("flushing blob", e.into_error()))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| StoreError::io("flushing blob", e.into_error()))?;
         let size = self.hasher.len();
         let actual = std::mem::take(&mut self.hasher).finish();
         if let Some((expected, expected_size)) = self.expected {
@@ -155,9 +195,24 @@ impl Drop for BlobWriter<'_> {
     }
 }
 
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Hashes a stored file and compares it with its name.
 pub(crate) fn verify_file(path: &Path, expected: &Digest) -> Result<u64, StoreError> {
-    let mut f = open_nofollow(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    let mut f = open_nofollow(path)
+        .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

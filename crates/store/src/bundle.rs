@@ -30,8 +30,13 @@ pub struct Bundle {
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), StoreError> {
     match fs::hard_link(from, to) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => {
-            fs::copy(from, to).map(|_| ()).map_err(|e| StoreError::io(format!("copying to {}", to.display()), e))
+        Err(e)
+            if e.raw_os_error() == Some(libc::EXDEV)
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            fs::copy(from, to)
+                .map(|_| ())
+                .map_err(|e| StoreError::io(format!("copying to {}", to.display()), e))
         }
         Err(e) => Err(StoreError::io(format!("linking {}", to.display()), e)),
     }
@@ -50,7 +55,10 @@ impl Store {
             .map(|l| l.digest)
             .collect();
         if ggufs.is_empty() {
-            return Err(StoreError::Invalid(format!("model {} has no GGUF layer", model.id)));
+            return Err(StoreError::Invalid(format!(
+                "model {} has no GGUF layer",
+                model.id
+            )));
         }
         let n = ggufs.len();
         let shard_name = |i: usize| {
@@ -60,7 +68,11 @@ impl Store {
                 format!("model-{:05}-of-{n:05}.gguf", i + 1)
             }
         };
-        let mut plan: Vec<(Digest, String)> = ggufs.iter().enumerate().map(|(i, d)| (*d, shard_name(i))).collect();
+        let mut plan: Vec<(Digest, String)> = ggufs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (*d, shard_name(i)))
+            .collect();
         let mut chat_template = None;
         let mut mmproj = None;
         for l in &model.manifest.layers {
@@ -76,7 +88,9 @@ impl Store {
                 _ => {}
             }
         }
-        let shards: Vec<PathBuf> = (0..n).map(|i| root.join("model").join(shard_name(i))).collect();
+        let shards: Vec<PathBuf> = (0..n)
+            .map(|i| root.join("model").join(shard_name(i)))
+            .collect();
         let bundle = Bundle {
             gguf: shards[0].clone(),
             shards,
@@ -84,10 +98,15 @@ impl Store {
             mmproj,
             root: root.clone(),
         };
-        if plan.iter().all(|(_, name)| root.join("model").join(name).is_file()) {
+        if plan
+            .iter()
+            .all(|(_, name)| root.join("model").join(name).is_file())
+        {
             return Ok(bundle);
         }
-        let tmp = self.tmp_dir().join(format!("b-{:016x}", rand::rng().random::<u64>()));
+        let tmp = self
+            .tmp_dir()
+            .join(format!("b-{:016x}", rand::rng().random::<u64>()));
         fs::create_dir_all(tmp.join("model")).map_err(|e| StoreError::io("creating bundle", e))?;
         for (d, name) in &plan {
             if !self.has_blob(d) {

@@ -72,7 +72,10 @@ fn move_tag(
 impl Store {
     /// The record of a model ID.
     pub(crate) fn record(&self, id: &Digest) -> Result<Option<ModelRecord>, StoreError> {
-        self.models.get(id.hex())?.map(|raw| decode(&raw)).transpose()
+        self.models
+            .get(id.hex())?
+            .map(|raw| decode(&raw))
+            .transpose()
     }
 
     /// Every record (broken ones are reported as errors in the list).
@@ -94,7 +97,11 @@ impl Store {
     }
 
     /// Inserts or updates a model and moves `new_tags` onto it, atomically and durably.
-    pub(crate) fn index_model(&self, rec: &ModelRecord, new_tags: &[String]) -> Result<ModelRecord, StoreError> {
+    pub(crate) fn index_model(
+        &self,
+        rec: &ModelRecord,
+        new_tags: &[String],
+    ) -> Result<ModelRecord, StoreError> {
         let out = (&self.tags, &self.models).transaction(|(tags, models)| {
             let mut cur = match models.get(rec.id.hex().as_bytes())? {
                 Some(raw) => decode(&raw).map_err(abort)?,

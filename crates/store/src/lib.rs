@@ -32,8 +32,8 @@ use modelrunner_format::Digest;
 use tracing::{info, warn};
 
 pub use archive::LoadLimits;
-pub use bundle::Bundle;
 pub use blob::BlobWriter;
+pub use bundle::Bundle;
 pub use error::StoreError;
 pub use maintenance::{DiskUsage, FsckReport, GcReport};
 pub use models::{DeleteOutcome, ModelInfo};
@@ -68,7 +68,10 @@ impl Lease<'_> {
     }
 
     /// Starts writing a blob; `expected` is checked at commit.
-    pub fn blob_writer(&self, expected: Option<(Digest, u64)>) -> Result<BlobWriter<'_>, StoreError> {
+    pub fn blob_writer(
+        &self,
+        expected: Option<(Digest, u64)>,
+    ) -> Result<BlobWriter<'_>, StoreError> {
         if let Some((d, _)) = expected {
             self.pin(d);
         }
@@ -149,7 +152,9 @@ impl Store {
             .path(root.join("index"))
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| StoreError::Index(format!("opening {}: {e}", root.join("index").display())))?;
+            .map_err(|e| {
+                StoreError::Index(format!("opening {}: {e}", root.join("index").display()))
+            })?;
         let tags = db.open_tree("tags")?;
         let models = db.open_tree("models")?;
         let store = Store {
@@ -223,7 +228,10 @@ impl Store {
         }
         let actual = Digest::of(&buf);
         if &actual != d {
-            return Err(StoreError::DigestMismatch { expected: *d, actual });
+            return Err(StoreError::DigestMismatch {
+                expected: *d,
+                actual,
+            });
         }
         Ok(buf)
     }
@@ -254,10 +262,16 @@ impl Store {
 
     /// Removes temp files left by a previous process (only this process uses the store).
     fn clean_tmp(&self) {
-        let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
-            let r = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
             if let Err(err) = r {
                 warn!(path = %p.display(), cause = %err, "cannot remove stale temp file");
             }

@@ -39,7 +39,9 @@ pub struct FsckReport {
 impl FsckReport {
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
-        self.corrupt_blobs.is_empty() && self.stray_files.is_empty() && self.broken_models.is_empty()
+        self.corrupt_blobs.is_empty()
+            && self.stray_files.is_empty()
+            && self.broken_models.is_empty()
     }
 }
 
@@ -70,12 +72,20 @@ impl Store {
         let mut report = GcReport::default();
         for (dir, keep, out) in [
             ("blobs/sha256", &blobs, &mut report.blobs_removed),
-            ("manifests/sha256", &manifests, &mut report.manifests_removed),
+            (
+                "manifests/sha256",
+                &manifests,
+                &mut report.manifests_removed,
+            ),
         ] {
             let entries = fs::read_dir(self.root().join(dir))
                 .map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
             for e in entries.flatten() {
-                let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) else {
+                let Some(d) = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                else {
                     continue;
                 };
                 if keep.contains(&d) || self.is_pinned(&d) {
@@ -91,7 +101,11 @@ impl Store {
                 }
             }
         }
-        info!(blobs = report.blobs_removed.len(), bytes = report.bytes_freed, "gc done");
+        info!(
+            blobs = report.blobs_removed.len(),
+            bytes = report.bytes_freed,
+            "gc done"
+        );
         Ok(report)
     }
 
@@ -111,7 +125,11 @@ impl Store {
                 report.stray_files.push(format!("blobs/sha256/{name}"));
                 if repair {
                     let p = e.path();
-                    let _ = if p.is_dir() && !p.is_symlink() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                    let _ = if p.is_dir() && !p.is_symlink() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
                 }
                 continue;
             };
@@ -162,7 +180,9 @@ impl Store {
                 .map(|m| m.len())
                 .sum::<u64>();
         }
-        Ok(DiskUsage { models_bytes: total })
+        Ok(DiskUsage {
+            models_bytes: total,
+        })
     }
 
     /// Removes every model, tag, blob and bundle.
@@ -171,14 +191,22 @@ impl Store {
         self.index_clear()?;
         for dir in ["blobs/sha256", "manifests/sha256", "bundles/sha256"] {
             let p = self.root().join(dir);
-            let entries = fs::read_dir(&p).map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
+            let entries =
+                fs::read_dir(&p).map_err(|e| StoreError::io(format!("listing {dir}"), e))?;
             for e in entries.flatten() {
-                let d = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok());
+                let d = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok());
                 if d.is_some_and(|d| self.is_pinned(&d)) {
                     continue;
                 }
                 let path = e.path();
-                let r = if e.file_type().is_ok_and(|t| t.is_dir()) { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
                 r.map_err(|err| StoreError::io(format!("removing {}", path.display()), err))?;
             }
         }

@@ -42,7 +42,12 @@ pub struct DeleteOutcome {
 
 impl Store {
     /// Adds a model whose blobs are all stored already, moving `tags` onto it.
-    pub fn add_model(&self, lease: &Lease<'_>, manifest_bytes: &[u8], tags: &[Reference]) -> Result<ModelInfo, StoreError> {
+    pub fn add_model(
+        &self,
+        lease: &Lease<'_>,
+        manifest_bytes: &[u8],
+        tags: &[Reference],
+    ) -> Result<ModelInfo, StoreError> {
         let manifest = Manifest::parse(manifest_bytes)?;
         let id = Digest::of(manifest_bytes);
         for d in manifest.blobs() {
@@ -102,9 +107,12 @@ impl Store {
     /// Reads and verifies a model's manifest.
     pub fn manifest_bytes(&self, id: &Digest) -> Result<Vec<u8>, StoreError> {
         let path = self.manifest_path(id);
-        let bytes = fs::read(&path).map_err(|e| StoreError::Broken(format!("manifest {id}: {e}")))?;
+        let bytes =
+            fs::read(&path).map_err(|e| StoreError::Broken(format!("manifest {id}: {e}")))?;
         if &Digest::of(&bytes) != id {
-            return Err(StoreError::Broken(format!("manifest {id} does not match its digest")));
+            return Err(StoreError::Broken(format!(
+                "manifest {id} does not match its digest"
+            )));
         }
         Ok(bytes)
     }
@@ -161,7 +169,11 @@ impl Store {
                     },
                     _ => Err(StoreError::Ambiguous {
                         reference: reference.to_string(),
-                        candidates: hits.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(", "),
+                        candidates: hits
+                            .iter()
+                            .map(|r| r.id.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     }),
                 }
             }
@@ -199,10 +211,15 @@ impl Store {
         };
         let mut hits: Vec<String> = Vec::new();
         for (t, id) in self.all_tags() {
-            let Ok(r) = t.parse::<Reference>() else { continue };
+            let Ok(r) = t.parse::<Reference>() else {
+                continue;
+            };
             let repo = r.repository();
             let matches_name = repo == name || repo.ends_with(&format!("/{name}"));
-            if matches_name && r.tag().is_some_and(|x| x.eq_ignore_ascii_case(&tag)) && !hits.contains(&id) {
+            if matches_name
+                && r.tag().is_some_and(|x| x.eq_ignore_ascii_case(&tag))
+                && !hits.contains(&id)
+            {
                 hits.push(id);
             }
         }
@@ -221,7 +238,9 @@ impl Store {
     /// Points `target` at the model `source` resolves to (moving it from any other model).
     pub fn tag(&self, source: &str, target: &Reference) -> Result<ModelInfo, StoreError> {
         if !target.is_tag() {
-            return Err(StoreError::Invalid(format!("{target} is a digest reference, not a tag")));
+            return Err(StoreError::Invalid(format!(
+                "{target} is a digest reference, not a tag"
+            )));
         }
         let rec = self.resolve_record(source)?;
         let _guard = self.write_lock.lock().unwrap();
@@ -236,7 +255,9 @@ impl Store {
     pub fn delete(&self, reference: &str, force: bool) -> Result<DeleteOutcome, StoreError> {
         let rec = self.resolve_record(reference)?;
         let by_tag = match reference.parse::<ModelRef>()? {
-            ModelRef::Name(r) if r.is_tag() => rec.tags.contains(&r.to_string()).then(|| r.to_string()),
+            ModelRef::Name(r) if r.is_tag() => {
+                rec.tags.contains(&r.to_string()).then(|| r.to_string())
+            }
             _ => None,
         };
         let _guard = self.write_lock.lock().unwrap();

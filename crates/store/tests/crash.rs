@@ -15,7 +15,9 @@ const CHILD_ENV: &str = "MODELRUNNER_CRASH_CHILD";
 /// The writer. Does nothing unless started by `kill_writer_many_times`.
 #[test]
 fn crash_child() {
-    let Some(root) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(root) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let root = std::path::PathBuf::from(root);
     let work = root.with_extension("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -25,8 +27,15 @@ fn crash_child() {
         seed += 1;
         let big: Vec<u8> = (0..(2u32 << 20)).map(|i| (i as u64 ^ seed) as u8).collect();
         let (built, tar) = util::build_model_with(&work, seed % 7, &big);
-        let m = store.load_archive(tar.as_slice(), LoadLimits::default()).unwrap();
-        store.tag(&m.id.to_string(), &format!("m{}", seed % 5).parse().unwrap()).unwrap();
+        let m = store
+            .load_archive(tar.as_slice(), LoadLimits::default())
+            .unwrap();
+        store
+            .tag(
+                &m.id.to_string(),
+                &format!("m{}", seed % 5).parse().unwrap(),
+            )
+            .unwrap();
         if seed % 3 == 0 {
             let _ = store.delete(&format!("m{}", (seed + 2) % 5), false);
         }
@@ -48,10 +57,17 @@ fn check(root: &std::path::Path, round: usize) {
             assert_eq!(store.resolve(t).unwrap().id, m.id, "round {round}: tag {t}");
         }
         for d in m.manifest.blobs() {
-            assert!(store.has_blob(&d.digest), "round {round}: {} missing", d.digest);
+            assert!(
+                store.has_blob(&d.digest),
+                "round {round}: {} missing",
+                d.digest
+            );
         }
     }
-    assert!(util::files_under(&root.join("tmp")).is_empty(), "round {round}: temp files left");
+    assert!(
+        util::files_under(&root.join("tmp")).is_empty(),
+        "round {round}: temp files left"
+    );
 }
 
 #[test]
@@ -82,7 +98,10 @@ fn kill_writer_many_times() {
         match point {
             Some(_) => {
                 let status = child.wait().unwrap();
-                assert!(!status.success(), "round {round}: child did not stop at the point");
+                assert!(
+                    !status.success(),
+                    "round {round}: child did not stop at the point"
+                );
             }
             None => {
                 std::thread::sleep(Duration::from_millis(150 + (round as u64 * 37) % 400));

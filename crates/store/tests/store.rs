@@ -18,7 +18,9 @@ fn load_tag_resolve_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (built, tar) = build_model(dir.path(), 1);
-    let m = store.load_archive(tar.as_slice(), LoadLimits::default()).unwrap();
+    let m = store
+        .load_archive(tar.as_slice(), LoadLimits::default())
+        .unwrap();
     assert_eq!(m.id, built.id);
     assert!(m.tags.is_empty());
     store.tag(&m.id.to_string(), &r("tiny")).unwrap();
@@ -27,12 +29,18 @@ fn load_tag_resolve_delete() {
     assert_eq!(store.resolve(&m.id.short()).unwrap().id, m.id);
     assert_eq!(store.resolve(&m.id.hex()).unwrap().id, m.id);
     assert_eq!(store.resolve_partial("tiny:v1").unwrap().id, m.id);
-    assert!(matches!(store.resolve("nope"), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.resolve("nope"),
+        Err(StoreError::NotFound { .. })
+    ));
     assert_eq!(m.config.architecture.as_deref(), Some("llama"));
     assert_eq!(m.config.context_size, Some(512));
 
     // Deleting by ID with two tags is a conflict; by tag it untags.
-    assert!(matches!(store.delete(&m.id.to_string(), false), Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.delete(&m.id.to_string(), false),
+        Err(StoreError::Conflict { .. })
+    ));
     let out = store.delete("ghcr.io/o/tiny:v1", false).unwrap();
     assert_eq!(out.untagged, vec!["ghcr.io/o/tiny:v1".to_string()]);
     assert_eq!(out.deleted, None);
@@ -48,8 +56,12 @@ fn shared_blobs_survive_deleting_one_model() {
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (_, a) = build_model(dir.path(), 1);
     let (_, b) = build_model(dir.path(), 2);
-    let ma = store.load_archive(a.as_slice(), LoadLimits::default()).unwrap();
-    let mb = store.load_archive(b.as_slice(), LoadLimits::default()).unwrap();
+    let ma = store
+        .load_archive(a.as_slice(), LoadLimits::default())
+        .unwrap();
+    let mb = store
+        .load_archive(b.as_slice(), LoadLimits::default())
+        .unwrap();
     store.tag(&ma.id.to_string(), &r("a")).unwrap();
     store.tag(&mb.id.to_string(), &r("b")).unwrap();
     // The license layer is shared.
@@ -69,8 +81,12 @@ fn retag_moves_the_tag() {
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (_, a) = build_model(dir.path(), 1);
     let (_, b) = build_model(dir.path(), 2);
-    let ma = store.load_archive(a.as_slice(), LoadLimits::default()).unwrap();
-    let mb = store.load_archive(b.as_slice(), LoadLimits::default()).unwrap();
+    let ma = store
+        .load_archive(a.as_slice(), LoadLimits::default())
+        .unwrap();
+    let mb = store
+        .load_archive(b.as_slice(), LoadLimits::default())
+        .unwrap();
     store.tag(&ma.id.to_string(), &r("m")).unwrap();
     store.tag(&mb.id.to_string(), &r("m")).unwrap();
     assert_eq!(store.resolve("m").unwrap().id, mb.id);
@@ -87,16 +103,25 @@ fn bad_archives_leave_the_store_unchanged() {
     let cut = &tar[..tar.len() / 2];
     assert!(store.load_archive(cut, LoadLimits::default()).is_err());
     // Too large.
-    let e = store.load_archive(tar.as_slice(), LoadLimits { max_total: 1000 }).unwrap_err();
+    let e = store
+        .load_archive(tar.as_slice(), LoadLimits { max_total: 1000 })
+        .unwrap_err();
     assert!(matches!(e, StoreError::TooLarge { .. }), "{e}");
     // Garbage.
-    assert!(store.load_archive(&b"not a tar at all"[..], LoadLimits::default()).is_err());
+    assert!(store
+        .load_archive(&b"not a tar at all"[..], LoadLimits::default())
+        .is_err());
     // A blob whose content does not match its name.
     let mut bad = tar.clone();
     let pos = bad.len() / 3;
     bad[pos] ^= 0xff;
-    let e = store.load_archive(bad.as_slice(), LoadLimits::default()).unwrap_err();
-    assert!(e.to_string().contains("mismatch") || e.to_string().contains("malformed"), "{e}");
+    let e = store
+        .load_archive(bad.as_slice(), LoadLimits::default())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("mismatch") || e.to_string().contains("malformed"),
+        "{e}"
+    );
     assert_eq!(files_under(&store.root().join("blobs/sha256")), before);
     assert!(store.list().unwrap().is_empty());
     assert!(files_under(&store.root().join("tmp")).is_empty());
@@ -107,11 +132,15 @@ fn export_round_trips_to_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s1")).unwrap();
     let (built, tar) = build_model(dir.path(), 4);
-    store.load_archive(tar.as_slice(), LoadLimits::default()).unwrap();
+    store
+        .load_archive(tar.as_slice(), LoadLimits::default())
+        .unwrap();
     let mut out = Vec::new();
     store.export(&built.id.to_string(), &mut out).unwrap();
     let other = Store::open(&dir.path().join("s2")).unwrap();
-    let m = other.load_archive(out.as_slice(), LoadLimits::default()).unwrap();
+    let m = other
+        .load_archive(out.as_slice(), LoadLimits::default())
+        .unwrap();
     assert_eq!(m.id, built.id);
 }
 
@@ -120,7 +149,9 @@ fn fsck_finds_and_repairs_corruption_and_gc_keeps_referenced() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (built, tar) = build_model(dir.path(), 5);
-    store.load_archive(tar.as_slice(), LoadLimits::default()).unwrap();
+    store
+        .load_archive(tar.as_slice(), LoadLimits::default())
+        .unwrap();
     // An orphan blob is collected; referenced ones stay.
     let lease = store.lease();
     let orphan = store.put_blob(&lease, b"orphan").unwrap();
@@ -155,10 +186,15 @@ fn bundle_links_files_where_llama_cpp_expects_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (built, tar) = build_model(dir.path(), 6);
-    store.load_archive(tar.as_slice(), LoadLimits::default()).unwrap();
+    store
+        .load_archive(tar.as_slice(), LoadLimits::default())
+        .unwrap();
     let b = store.bundle(&built.id.to_string()).unwrap();
     assert!(b.gguf.ends_with("model/model.gguf"));
-    assert_eq!(fs::read(&b.gguf).unwrap(), fs::read(store.blob_path(&built.layers[0].1.digest)).unwrap());
+    assert_eq!(
+        fs::read(&b.gguf).unwrap(),
+        fs::read(store.blob_path(&built.layers[0].1.digest)).unwrap()
+    );
     assert_eq!(store.bundle(&built.id.to_string()).unwrap(), b);
 }
 

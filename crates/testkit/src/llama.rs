@@ -107,7 +107,9 @@ impl LlamaSpec {
         let scale = 1.0 / (self.n_embd as f32).sqrt();
         let mut s = seed;
         let mut rnd = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             TensorData::RandomF32 { seed: s, scale }
         };
         w = w

@@ -69,11 +69,45 @@ pub fn format_bytes(n: u64) -> String {
 /// llama.cpp file type names by `general.file_type`.
 fn file_type_name(ft: u64) -> Option<&'static str> {
     const NAMES: [&str; 39] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_1_SOME_F16", "Q4_2", "Q4_3", "Q8_0", "Q5_0", "Q5_1",
-        "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
-        "IQ2_XXS", "IQ2_XS", "Q2_K_S", "IQ3_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ3_M",
-        "IQ2_S", "IQ2_M", "IQ4_XS", "IQ1_M", "BF16", "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",
-        "TQ2_0", "MXFP4",
+        "F32",
+        "F16",
+        "Q4_0",
+        "Q4_1",
+        "Q4_1_SOME_F16",
+        "Q4_2",
+        "Q4_3",
+        "Q8_0",
+        "Q5_0",
+        "Q5_1",
+        "Q2_K",
+        "Q3_K_S",
+        "Q3_K_M",
+        "Q3_K_L",
+        "Q4_K_S",
+        "Q4_K_M",
+        "Q5_K_S",
+        "Q5_K_M",
+        "Q6_K",
+        "IQ2_XXS",
+        "IQ2_XS",
+        "Q2_K_S",
+        "IQ3_XS",
+        "IQ3_XXS",
+        "IQ1_S",
+        "IQ4_NL",
+        "IQ3_S",
+        "IQ3_M",
+        "IQ2_S",
+        "IQ2_M",
+        "IQ4_XS",
+        "IQ1_M",
+        "BF16",
+        "Q4_0_4_4",
+        "Q4_0_4_8",
+        "Q4_0_8_8",
+        "TQ1_0",
+        "TQ2_0",
+        "MXFP4",
     ];
     NAMES.get(usize::try_from(ft).ok()?).copied()
 }
@@ -100,7 +134,12 @@ fn guess_file_type(file: &GgufFile) -> Option<&'static str> {
             Some((t, _)) => top = *t,
         }
     }
-    let count = |t: u32| by_count.iter().find(|(k, _)| *k == t).map_or(0, |(_, c)| *c);
+    let count = |t: u32| {
+        by_count
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map_or(0, |(_, c)| *c)
+    };
     Some(match top {
         1 => "F16",
         2 => "Q4_0",

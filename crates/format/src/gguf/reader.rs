@@ -183,14 +183,15 @@ impl<R: Read> Cursor<R> {
         let mut elements: u64 = 1;
         for _ in 0..n_dims {
             let d = self.u64("tensor dimension")?;
-            elements = elements.checked_mul(d).ok_or_else(|| {
-                self.err(format!("tensor {name:?} element count overflows"))
-            })?;
+            elements = elements
+                .checked_mul(d)
+                .ok_or_else(|| self.err(format!("tensor {name:?} element count overflows")))?;
             dims.push(d);
         }
         let ggml_type = self.u32("tensor type")?;
-        let (block, type_size) = ggml_type_size(ggml_type)
-            .ok_or_else(|| self.err(format!("tensor {name:?} has unknown ggml type {ggml_type}")))?;
+        let (block, type_size) = ggml_type_size(ggml_type).ok_or_else(|| {
+            self.err(format!("tensor {name:?} has unknown ggml type {ggml_type}"))
+        })?;
         if dims[0] % block != 0 {
             return Err(self.err(format!(
                 "tensor {name:?} row of {} elements is not a multiple of the block size {block}",

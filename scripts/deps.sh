@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages modelrunner needs to build and test, idempotently:
+# nothing is downloaded when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config curl ca-certificates
+  cmake clang libclang-dev        # llama.cpp (engine) build
+  docker-registry skopeo          # registry tests: a real CNCF Distribution registry
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The registry package starts a system service; tests start their own instances.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deps: cargo is missing; install Rust with rustup (see rust-toolchain.toml)" >&2
+  exit 1
+fi

@@ -1,0 +1,59 @@
+//! Golden renderings of real chat templates (`../shared/chat-templates/cases.json`):
+//! at least 95% byte for byte, and every case marked as an error must fail.
+
+use chrono::NaiveDateTime;
+use modelrunner_template::ChatTemplate;
+use modelrunner_testkit::shared_dir;
+
+#[test]
+fn reproduces_real_templates() {
+    let dir = shared_dir().join("chat-templates");
+    let Ok(raw) = std::fs::read_to_string(dir.join("cases.json")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chat template goldens missing in CI"
+        );
+        eprintln!("NOTE: chat template goldens missing; skipped");
+        return;
+    };
+    let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    let (mut pass, mut total) = (0usize, 0usize);
+    let mut failures = Vec::new();
+    for c in cases {
+        let name = format!(
+            "{} / {}",
+            c["template"].as_str().unwrap(),
+            c["case"].as_str().unwrap()
+        );
+        let src = std::fs::read_to_string(dir.join(c["template"].as_str().unwrap())).unwrap();
+        let now =
+            NaiveDateTime::parse_from_str(c["now"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S").unwrap();
+        let result = ChatTemplate::new(&src).and_then(|t| t.render_at(&c["context"], now));
+        if c["error"].as_bool() == Some(true) {
+            assert!(
+                result.is_err(),
+                "{name}: rendered although the template refuses it"
+            );
+            continue;
+        }
+        total += 1;
+        match result {
+            Ok(text) if text == c["expected"].as_str().unwrap() => pass += 1,
+            Ok(text) => failures.push(format!(
+                "{name}: output differs\n--- expected\n{}\n--- got\n{text}",
+                c["expected"].as_str().unwrap()
+            )),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}\n");
+    }
+    let rate = pass as f64 / total as f64;
+    eprintln!(
+        "chat templates: {pass}/{total} byte-exact ({:.1}%)",
+        rate * 100.0
+    );
+    assert!(rate >= 0.95, "only {pass} of {total} goldens reproduced");
+}

@@ -1,0 +1,91 @@
+//! Hostile templates fail cleanly; helpers behave as in transformers.
+
+use modelrunner_template::{ChatTemplate, Limits, TemplateError, FALLBACK_TEMPLATE};
+use serde_json::json;
+
+fn ctx() -> serde_json::Value {
+    json!({"messages": [{"role": "user", "content": "Hi ü"}], "add_generation_prompt": true, "bos_token": "<s>"})
+}
+
+#[test]
+fn endless_loops_run_out_of_fuel() {
+    let t = ChatTemplate::new(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    assert!(matches!(t.render(&ctx()), Err(TemplateError::Limit(_))));
+}
+
+#[test]
+fn deep_recursion_is_refused() {
+    let t = ChatTemplate::new("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").unwrap();
+    let e = t.render(&ctx()).unwrap_err();
+    assert!(
+        matches!(e, TemplateError::Limit(_) | TemplateError::Render(_)),
+        "{e}"
+    );
+}
+
+#[test]
+fn huge_output_is_capped() {
+    let limits = Limits {
+        fuel: 50_000_000,
+        max_output: 1 << 20,
+    };
+    let t = ChatTemplate::with_limits(
+        "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+        limits,
+    )
+    .unwrap();
+    assert!(matches!(
+        t.render(&ctx()),
+        Err(TemplateError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn raise_exception_and_syntax_errors_are_distinct() {
+    let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}").unwrap();
+    match t.render(&ctx()) {
+        Err(TemplateError::Raised(m)) => assert_eq!(m, "roles must alternate"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ChatTemplate::new("{% if %}"),
+        Err(TemplateError::Syntax(_))
+    ));
+}
+
+#[test]
+fn tojson_matches_python() {
+    let t = ChatTemplate::new(
+        "{{ x | tojson }}|{{ x | tojson(indent=2) }}|{{ 'é' | tojson(ensure_ascii=True) }}",
+    )
+    .unwrap();
+    let out = t
+        .render(&json!({"x": {"b": [1, 2.5, "é<"], "a": null}}))
+        .unwrap();
+    assert_eq!(out, "{\"b\": [1, 2.5, \"é<\"], \"a\": null}|{\n  \"b\": [\n    1,\n    2.5,\n    \"é<\"\n  ],\n  \"a\": null\n}|\"\\u00e9\"");
+}
+
+#[test]
+fn generation_blocks_and_strftime() {
+    let t = ChatTemplate::new(
+        "{%- generation -%} A {%- endgeneration %}{{ strftime_now('%Y-%m-%d') }}",
+    )
+    .unwrap();
+    let now = chrono::NaiveDate::from_ymd_opt(2024, 7, 26)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap();
+    assert_eq!(t.render_at(&ctx(), now).unwrap(), "A2024-07-26");
+}
+
+#[test]
+fn fallback_is_chatml() {
+    let t = ChatTemplate::new(FALLBACK_TEMPLATE).unwrap();
+    assert_eq!(
+        t.render(&ctx()).unwrap(),
+        "<|im_start|>user\nHi ü<|im_end|>\n<|im_start|>assistant\n"
+    );
+}

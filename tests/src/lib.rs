@@ -7,33 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary. The first call per test process runs `cargo build` for
-/// the daemon and the CLI, so tests never drive stale binaries.
+/// Path of a workspace binary. `scripts/test.sh` builds them (`cargo build --bins`)
+/// before the tests run; a nested `cargo build` from a test would rebuild llama.cpp,
+/// because cargo's test environment differs from a plain build's.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let release = dir.ends_with("release");
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "modelrunner-daemon",
-            "-p",
-            "modelrunner-cli",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        cmd.status().map(|s| s.success()).unwrap_or(false)
-    });
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} is missing; run `cargo build --bins` first",
+        "{} is missing; run `cargo build --bins` first (scripts/test.sh does)",
         p.display()
     );
     p

@@ -58,6 +58,39 @@ pub enum Maintenance {
     },
     /// Remove blobs and manifests that no model references
     Gc,
+    /// Run one model in this process, serving the engine API on a Unix socket (started
+    /// by the daemon; not for people)
+    #[command(hide = true)]
+    Runner(RunnerArgs),
+}
+
+/// Arguments of the hidden runner subcommand.
+#[derive(Debug, clap::Args)]
+pub struct RunnerArgs {
+    /// GGUF file (first shard)
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Unix socket to serve on
+    #[arg(long)]
+    pub socket: std::path::PathBuf,
+    /// Parallel slots
+    #[arg(long, default_value_t = 4)]
+    pub slots: u32,
+    /// Context tokens per slot (default: the trained context, at most 4096)
+    #[arg(long)]
+    pub ctx_size: Option<u32>,
+    /// Threads (default: physical cores)
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Tokens per decode step
+    #[arg(long, default_value_t = 512)]
+    pub batch: u32,
+    /// Compute embeddings instead of completions
+    #[arg(long)]
+    pub embeddings: bool,
+    /// Chat template file
+    #[arg(long)]
+    pub chat_template: Option<std::path::PathBuf>,
 }
 
 /// The configuration file; every key is optional and unknown keys are errors.

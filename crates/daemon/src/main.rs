@@ -58,6 +58,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The hidden runner subcommand: one model, served on a Unix socket.
+fn run_runner(r: config::RunnerArgs) -> std::process::ExitCode {
+    let config = modelrunner_engine::RunnerConfig {
+        engine: modelrunner_engine::EngineConfig {
+            model: r.model,
+            slots: r.slots,
+            slot_context: r.ctx_size,
+            threads: r.threads,
+            batch: r.batch,
+            embeddings: r.embeddings,
+        },
+        socket: r.socket,
+        chat_template: r.chat_template,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(modelrunner_engine::serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modelrunnerd runner: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `fsck` or `gc` on the store; returns whether the store is healthy.
 fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
     let store = Store::open(&config.store).with_context(|| {
@@ -89,6 +117,7 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
             );
             Ok(r.is_clean())
         }
+        Maintenance::Runner(_) => unreachable!("handled before"),
         Maintenance::Gc => {
             let r = store.gc()?;
             println!(
@@ -116,6 +145,9 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_logging(config.log_format);
+    if let Some(Maintenance::Runner(r)) = args.command {
+        return run_runner(r);
+    }
     if let Some(m) = args.command {
         return match maintain(&config, m) {
             Ok(true) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,251 @@
+//! Starting a runner process and talking to it over its Unix socket.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::Stream;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::protocol::{Event, Props};
+
+/// A client of one runner's socket. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RunnerClient {
+    socket: PathBuf,
+}
+
+async fn send(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, EngineError> {
+    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+        EngineError::Stopped(format!(
+            "cannot connect to the runner at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| EngineError::Runner(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "runner")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request builds");
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| EngineError::Stopped(format!("the runner went away: {e}")))
+}
+
+async fn error_from(resp: hyper::Response<hyper::body::Incoming>) -> EngineError {
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let msg = v["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    match (status.as_u16(), v["error"]["code"].as_str()) {
+        (400, Some("context_length_exceeded")) => EngineError::InvalidParam {
+            param: "prompt".into(),
+            message: msg,
+        },
+        (400, _) => EngineError::InvalidParam {
+            param: "request".into(),
+            message: msg,
+        },
+        (503, _) => EngineError::Busy { queued: 0 },
+        _ => EngineError::Runner(msg),
+    }
+}
+
+impl RunnerClient {
+    /// A client for the runner at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        RunnerClient {
+            socket: socket.into(),
+        }
+    }
+
+    /// Calls a JSON route.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, EngineError> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("serialises"));
+        let resp = send(&self.socket, method, path, body).await?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| EngineError::Stopped(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::Runner(format!("bad answer: {e}")))
+    }
+
+    /// The runner's facts.
+    pub async fn props(&self) -> Result<Props, EngineError> {
+        self.call(Method::GET, "/props", None::<&()>).await
+    }
+
+    /// Streams a generation (`/generate`) or chat (`/chat`). If the runner dies mid-way
+    /// the stream ends with an `Error` event.
+    pub async fn stream(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<impl Stream<Item = Event> + Send + 'static, EngineError> {
+        let resp = send(
+            &self.socket,
+            Method::POST,
+            path,
+            Some(serde_json::to_vec(body).expect("serialises")),
+        )
+        .await?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        let body = resp.into_body();
+        Ok(futures::stream::unfold(
+            (body, Vec::new(), false),
+            |(mut body, mut buf, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    if let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=nl).collect();
+                        let ev = serde_json::from_slice::<Event>(&line).unwrap_or_else(|e| {
+                            Event::Error {
+                                message: format!("bad event from the runner: {e}"),
+                            }
+                        });
+                        let end = !matches!(ev, Event::Token { .. });
+                        return Some((ev, (body, buf, end)));
+                    }
+                    match body.frame().await {
+                        Some(Ok(f)) => {
+                            if let Some(d) = f.data_ref() {
+                                buf.extend_from_slice(d);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Some((
+                                Event::Error {
+                                    message: format!("the runner stopped mid-stream: {e}"),
+                                },
+                                (body, buf, true),
+                            ));
+                        }
+                        None => {
+                            return Some((
+                                Event::Error {
+                                    message: "the runner stopped mid-stream".into(),
+                                },
+                                (body, buf, true),
+                            ));
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// A runner child process; killed when dropped.
+pub struct RunnerProcess {
+    child: tokio::process::Child,
+    /// Its client.
+    pub client: RunnerClient,
+}
+
+impl RunnerProcess {
+    /// Starts `program args...` (which must serve on `socket`), makes the kernel kill it
+    /// if this process dies, and waits until it answers `/health` (or exits).
+    pub async fn spawn(
+        program: &Path,
+        args: &[String],
+        socket: &Path,
+        timeout: Duration,
+    ) -> Result<RunnerProcess, EngineError> {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl and setpgid are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::setpgid(0, 0);
+                Ok(())
+            });
+        }
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| EngineError::Load(format!("starting {}: {e}", program.display())))?;
+        let client = RunnerClient::new(socket);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(EngineError::Load(format!(
+                    "the runner exited while loading ({status})"
+                )));
+            }
+            if client
+                .call::<Value>(Method::GET, "/health", None::<&()>)
+                .await
+                .is_ok()
+            {
+                return Ok(RunnerProcess { child, client });
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill().await;
+                return Err(EngineError::Load(format!(
+                    "the runner did not become ready within {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The child's process ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the child to exit.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+}

@@ -1,0 +1,421 @@
+//! The engine on real models: stories260K (trained) and the project's generated fixture.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use modelrunner_engine::{
+    collect, Engine, EngineConfig, EngineError, Event, FinishReason, GenerateRequest, Prompt,
+    SamplingParams,
+};
+use modelrunner_testkit::{stories260k, LlamaSpec};
+
+fn greedy(prompt: &str, max: u32) -> GenerateRequest {
+    GenerateRequest {
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        max_tokens: Some(max),
+        ..GenerateRequest::text(prompt)
+    }
+}
+
+/// stories260K when present, else the generated tiny model (then text checks are skipped).
+fn model() -> (PathBuf, bool) {
+    static TINY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    if let Some(p) = stories260k() {
+        return (p, true);
+    }
+    let (_, p) = TINY.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("tiny.gguf");
+        LlamaSpec::tiny().build(1).write_file(&p).unwrap();
+        (d, p)
+    });
+    (p.clone(), false)
+}
+
+async fn engine(slots: u32) -> Engine {
+    let (path, _) = model();
+    Engine::load(EngineConfig {
+        model: path,
+        slots,
+        slot_context: Some(512),
+        threads: Some(2),
+        ..EngineConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn stories_continues_once_upon_a_time() {
+    let (_, trained) = model();
+    rt().block_on(async {
+        let e = engine(2).await;
+        let (text, done) = collect(e.generate(greedy("Once upon a time", 30)).unwrap())
+            .await
+            .unwrap();
+        if trained {
+            assert!(
+                text.starts_with(
+                    ", there was a little girl named Lily. She loved to play outside in the park."
+                ),
+                "{text:?}"
+            );
+        }
+        let Event::Done {
+            finish_reason,
+            usage,
+            ..
+        } = done
+        else {
+            unreachable!()
+        };
+        assert_eq!(usage.completion_tokens, 30);
+        assert_eq!(finish_reason, FinishReason::Length);
+        assert!(usage.prompt_tokens >= 4);
+    });
+}
+
+#[test]
+fn generated_fixture_loads_in_llama_cpp() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tiny.gguf");
+    LlamaSpec::tiny().build(3).write_file(&p).unwrap();
+    rt().block_on(async {
+        let e = Engine::load(EngineConfig {
+            model: p,
+            slots: 1,
+            ..EngineConfig::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(e.props().n_vocab, 320);
+        assert_eq!(e.props().trained_context, 512);
+        let (_, done) = collect(e.generate(greedy("hello world", 8)).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(done, Event::Done { usage, .. } if usage.completion_tokens > 0));
+    });
+}
+
+#[test]
+fn batched_greedy_equals_sequential() {
+    let prompts = [
+        "Once upon a time",
+        "The cat",
+        "Lily and Tom went",
+        "One day, a big dog",
+        "The sun was shining and",
+        "Tim had a red ball",
+        "In the park there was",
+        "Mom said",
+    ];
+    rt().block_on(async {
+        let e = engine(8).await;
+        let mut alone = Vec::new();
+        for p in prompts {
+            alone.push(collect(e.generate(greedy(p, 40)).unwrap()).await.unwrap().0);
+        }
+        let streams: Vec<_> = prompts
+            .iter()
+            .map(|p| e.generate(greedy(p, 40)).unwrap())
+            .collect();
+        let together = futures_join(streams).await;
+        assert_eq!(alone, together);
+        assert!(
+            alone.iter().collect::<std::collections::HashSet<_>>().len() > 1,
+            "all outputs identical: {alone:?}"
+        );
+    });
+}
+
+async fn futures_join(streams: Vec<tokio::sync::mpsc::UnboundedReceiver<Event>>) -> Vec<String> {
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| tokio::spawn(collect(s)))
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap().unwrap().0);
+    }
+    out
+}
+
+#[test]
+fn follow_up_reuses_the_cached_prefix() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let first = "Once upon a time, there was a little girl";
+        let (text, _) = collect(e.generate(greedy(first, 16)).unwrap())
+            .await
+            .unwrap();
+        let (_, done) = collect(
+            e.generate(greedy(&format!("{first}{text} And then"), 8))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let Event::Done { usage, .. } = done else {
+            unreachable!()
+        };
+        assert!(usage.cached_tokens >= 10, "{usage:?}");
+        assert!(usage.cached_tokens < usage.prompt_tokens);
+    });
+}
+
+#[test]
+fn stop_strings_are_never_emitted() {
+    let (_, trained) = model();
+    if !trained {
+        return;
+    }
+    rt().block_on(async {
+        let e = engine(1).await;
+        let mut req = greedy("Once upon a time", 60);
+        req.stop = vec!["named L".into()];
+        let (text, done) = collect(e.generate(req).unwrap()).await.unwrap();
+        assert_eq!(text, ", there was a little girl ");
+        assert!(matches!(
+            done,
+            Event::Done {
+                finish_reason: FinishReason::Stop,
+                ..
+            }
+        ));
+    });
+}
+
+#[test]
+fn seeds_make_sampling_repeatable() {
+    rt().block_on(async {
+        let e = engine(2).await;
+        let req = |seed| GenerateRequest {
+            sampling: SamplingParams {
+                temperature: 1.0,
+                seed: Some(seed),
+                ..SamplingParams::default()
+            },
+            max_tokens: Some(40),
+            ..GenerateRequest::text("Once upon a time")
+        };
+        let a = collect(e.generate(req(7)).unwrap()).await.unwrap().0;
+        let b = collect(e.generate(req(7)).unwrap()).await.unwrap().0;
+        let c = collect(e.generate(req(8)).unwrap()).await.unwrap().0;
+        let d = collect(e.generate(req(9)).unwrap()).await.unwrap().0;
+        assert_eq!(a, b);
+        assert!(a != c || a != d, "three seeds gave the same text");
+    });
+}
+
+#[test]
+fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let n = e.props().n_vocab;
+        let cases: Vec<(GenerateRequest, &str)> = vec![
+            (
+                GenerateRequest {
+                    sampling: SamplingParams {
+                        temperature: f32::NAN,
+                        ..Default::default()
+                    },
+                    ..GenerateRequest::text("a")
+                },
+                "temperature",
+            ),
+            (
+                GenerateRequest {
+                    sampling: SamplingParams {
+                        top_p: -1.0,
+                        ..Default::default()
+                    },
+                    ..GenerateRequest::text("a")
+                },
+                "top_p",
+            ),
+            (
+                GenerateRequest {
+                    sampling: SamplingParams {
+                        top_k: n + 1,
+                        ..Default::default()
+                    },
+                    ..GenerateRequest::text("a")
+                },
+                "top_k",
+            ),
+            (
+                GenerateRequest {
+                    sampling: SamplingParams {
+                        logit_bias: vec![(n, 1.0)],
+                        ..Default::default()
+                    },
+                    ..GenerateRequest::text("a")
+                },
+                "logit_bias",
+            ),
+            (
+                GenerateRequest {
+                    prompt: Prompt::Tokens(vec![1, n + 5]),
+                    ..GenerateRequest::text("")
+                },
+                "not in the vocabulary",
+            ),
+            (
+                GenerateRequest {
+                    logprobs: Some(50),
+                    ..GenerateRequest::text("a")
+                },
+                "logprobs",
+            ),
+        ];
+        for (req, needle) in cases {
+            let err = e.generate(req).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+        }
+        let long = "once upon a time ".repeat(400);
+        let err = collect(e.generate(greedy(&long, 4)).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("tokens but the context holds 512"),
+            "{err}"
+        );
+        // max_tokens is clamped to the room left.
+        let (_, done) = collect(
+            e.generate(greedy(&"once upon a time ".repeat(80), 5000))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let Event::Done { usage, .. } = done else {
+            unreachable!()
+        };
+        assert!(
+            usage.prompt_tokens + usage.completion_tokens <= 512,
+            "{usage:?}"
+        );
+        // The engine still serves.
+        assert!(collect(e.generate(greedy("The cat", 3)).unwrap())
+            .await
+            .is_ok());
+    });
+}
+
+#[test]
+fn cancelled_requests_free_their_slot() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let mut rx = e.generate(greedy("Once upon a time", 400)).unwrap();
+        let _ = rx.recv().await;
+        drop(rx);
+        let started = std::time::Instant::now();
+        let (_, done) = collect(e.generate(greedy("The cat", 4)).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(done, Event::Done { .. }));
+        // The 400-token generation did not have to finish first.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    });
+}
+
+#[test]
+fn grammar_and_json_schema_constrain_output() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let mut req = greedy("Once upon a time", 20);
+        req.sampling.temperature = 0.8;
+        req.sampling.seed = Some(1);
+        req.grammar = Some("root ::= (\"yes\" | \"no\") \".\"".into());
+        let (text, _) = collect(e.generate(req).unwrap()).await.unwrap();
+        assert!(text == "yes." || text == "no.", "{text:?}");
+        let mut req = greedy("Once upon a time", 60);
+        req.json_schema = Some(serde_json::json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}));
+        let (text, _) = collect(e.generate(req).unwrap()).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{text:?}: {err}"));
+        assert!(v["ok"].is_boolean(), "{v}");
+        let mut bad = greedy("x", 2);
+        bad.grammar = Some("root ::= (".into());
+        let err = collect(e.generate(bad).unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("grammar"), "{err}");
+    });
+}
+
+#[test]
+fn logprobs_list_top_alternatives() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let mut req = greedy("Once upon a time", 3);
+        req.logprobs = Some(3);
+        let mut rx = e.generate(req).unwrap();
+        let Some(Event::Token {
+            token,
+            logprobs: Some((lp, alts)),
+            ..
+        }) = rx.recv().await
+        else {
+            panic!("no logprobs")
+        };
+        assert_eq!(alts.len(), 3);
+        assert!(lp <= 0.0);
+        assert_eq!(alts[0].token, token, "greedy picks the most likely token");
+        assert!(alts.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+    });
+}
+
+#[test]
+fn tokenize_round_trips_and_checks_tokens() {
+    rt().block_on(async {
+        let e = engine(1).await;
+        let t = e
+            .tokenize("Once upon a time".into(), false, false)
+            .await
+            .unwrap();
+        assert!(!t.is_empty());
+        assert_eq!(
+            e.detokenize(t).await.unwrap().trim_start(),
+            "Once upon a time"
+        );
+        assert!(matches!(
+            e.detokenize(vec![-1]).await,
+            Err(EngineError::InvalidParam { .. })
+        ));
+    });
+}
+
+#[test]
+fn embeddings_are_unit_vectors() {
+    let (path, _) = model();
+    rt().block_on(async {
+        let e = Engine::load(EngineConfig {
+            model: path,
+            slots: 1,
+            embeddings: true,
+            ..EngineConfig::default()
+        })
+        .await
+        .unwrap();
+        let out = e
+            .embed(vec![
+                Prompt::Text("The cat".into()),
+                Prompt::Text("The cat".into()),
+                Prompt::Text("A dog ran".into()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 3);
+        let norm: f32 = out[0].0.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3);
+        assert_eq!(out[0].0, out[1].0);
+        assert_ne!(out[0].0, out[2].0);
+    });
+}

@@ -91,6 +91,9 @@ pub struct RunnerArgs {
     /// Chat template file
     #[arg(long)]
     pub chat_template: Option<std::path::PathBuf>,
+    /// Layers to offload to the GPU (builds with the `cuda` feature)
+    #[arg(long, default_value_t = 0)]
+    pub gpu_layers: u32,
 }
 
 /// The configuration file; every key is optional and unknown keys are errors.

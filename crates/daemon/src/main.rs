@@ -68,6 +68,7 @@ fn run_runner(r: config::RunnerArgs) -> std::process::ExitCode {
             threads: r.threads,
             batch: r.batch,
             embeddings: r.embeddings,
+            gpu_layers: r.gpu_layers,
         },
         socket: r.socket,
         chat_template: r.chat_template,

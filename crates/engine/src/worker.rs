@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub batch: u32,
     /// Compute embeddings instead of completions.
     pub embeddings: bool,
+    /// Layers to offload to the GPU (only with the `cuda` feature; 0 keeps all on the CPU).
+    pub gpu_layers: u32,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +53,7 @@ impl Default for EngineConfig {
             threads: None,
             batch: 512,
             embeddings: false,
+            gpu_layers: 0,
         }
     }
 }
@@ -175,17 +178,22 @@ pub(crate) fn run(
             return;
         }
     };
-    let model =
-        match LlamaModel::load_from_file(backend, &config.model, &LlamaModelParams::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = ready.send(Err(EngineError::Load(format!(
-                    "{}: {e}",
-                    config.model.display()
-                ))));
-                return;
-            }
-        };
+    if !config.model.is_file() {
+        let msg = format!("{}: no such file", config.model.display());
+        let _ = ready.send(Err(EngineError::Load(msg)));
+        return;
+    }
+    let model_params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+    let model = match LlamaModel::load_from_file(backend, &config.model, &model_params) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Load(format!(
+                "{}: {e}",
+                config.model.display()
+            ))));
+            return;
+        }
+    };
     let trained = model.n_ctx_train();
     let slot_ctx = config.slot_context.unwrap_or(trained.min(4096)).max(16);
     let slots = config.slots.max(1);

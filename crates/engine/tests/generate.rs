@@ -109,6 +109,58 @@ fn generated_fixture_loads_in_llama_cpp() {
 }
 
 #[test]
+fn q8_0_fixture_loads_and_generates() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tiny-q8.gguf");
+    LlamaSpec::tiny().build_q8_0(3).write_file(&p).unwrap();
+    let facts = modelrunner_format::gguf::GgufFile::open(&p)
+        .unwrap()
+        .facts();
+    assert_eq!(facts.quantization, "Q8_0");
+    rt().block_on(async {
+        let e = Engine::load(EngineConfig {
+            model: p,
+            slots: 1,
+            ..EngineConfig::default()
+        })
+        .await
+        .unwrap();
+        let (_, done) = collect(e.generate(greedy("hello", 8)).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(done, Event::Done { usage, .. } if usage.completion_tokens == 8));
+    });
+}
+
+#[test]
+fn malformed_and_truncated_models_fail_to_load_clearly() {
+    let d = tempfile::tempdir().unwrap();
+    let bytes = LlamaSpec::tiny().build(2).to_bytes();
+    let cut = d.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let junk = d.path().join("junk.gguf");
+    std::fs::write(&junk, b"not a gguf file at all").unwrap();
+    rt().block_on(async {
+        for p in [cut, junk, d.path().join("missing.gguf")] {
+            let err = Engine::load(EngineConfig {
+                model: p.clone(),
+                slots: 1,
+                ..EngineConfig::default()
+            })
+            .await
+            .err()
+            .expect("loaded garbage");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("cannot load the model")
+                    && msg.contains(p.file_name().unwrap().to_str().unwrap()),
+                "{msg}"
+            );
+        }
+    });
+}
+
+#[test]
 fn batched_greedy_equals_sequential() {
     let prompts = [
         "Once upon a time",
@@ -413,6 +465,11 @@ fn embeddings_are_unit_vectors() {
             .await
             .unwrap();
         assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[0].0.len(),
+            e.props().n_embd as usize,
+            "embedding width is the model's"
+        );
         let norm: f32 = out[0].0.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-3);
         assert_eq!(out[0].0, out[1].0);

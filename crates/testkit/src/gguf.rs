@@ -44,6 +44,14 @@ pub enum TensorData {
     },
     /// F32 ones (norm weights).
     OnesF32,
+    /// Random values in (-scale, scale) quantized to Q8_0 (blocks of 32: an f16 scale and
+    /// 32 signed bytes).
+    RandomQ8 {
+        /// Seed of the generator.
+        seed: u64,
+        /// Half-width of the range.
+        scale: f32,
+    },
 }
 
 struct Tensor {
@@ -102,6 +110,20 @@ impl GgufWriter {
             ggml_type: 0,
             bytes: n * 4,
             data,
+        });
+        self
+    }
+
+    /// Adds a Q8_0 tensor of random values (the row length must be a multiple of 32).
+    pub fn tensor_q8_0(mut self, name: &str, dims: &[u64], seed: u64, scale: f32) -> Self {
+        let n: u64 = dims.iter().product();
+        assert_eq!(dims[0] % 32, 0, "Q8_0 rows are multiples of 32");
+        self.tensors.push(Tensor {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            ggml_type: 8,
+            bytes: n / 32 * 34,
+            data: TensorData::RandomQ8 { seed, scale },
         });
         self
     }
@@ -228,6 +250,33 @@ fn write_data(w: &mut impl Write, t: &Tensor) -> io::Result<()> {
             let chunk: Vec<u8> = one.iter().copied().cycle().take(64 << 10).collect();
             write_repeated(w, &chunk, t.bytes)
         }
+        TensorData::RandomQ8 { seed, scale } => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
+            let blocks = t.bytes / 34;
+            let mut buf = Vec::with_capacity(34 * 1024);
+            let mut done = 0;
+            while done < blocks {
+                buf.clear();
+                for _ in 0..(blocks - done).min(1024) {
+                    let vals: Vec<f32> =
+                        (0..32).map(|_| rng.random_range(-*scale..*scale)).collect();
+                    let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = amax / 127.0;
+                    buf.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+                    for v in vals {
+                        let q = if d == 0.0 {
+                            0
+                        } else {
+                            (v / d).round().clamp(-127.0, 127.0) as i8
+                        };
+                        buf.push(q as u8);
+                    }
+                }
+                w.write_all(&buf)?;
+                done += (blocks - done).min(1024);
+            }
+            Ok(())
+        }
         TensorData::RandomF32 { seed, scale } => {
             let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
             let mut left = t.bytes / 4;
@@ -245,6 +294,28 @@ fn write_data(w: &mut impl Write, t: &Tensor) -> io::Result<()> {
             Ok(())
         }
     }
+}
+
+/// IEEE half from single precision (round to nearest even; no NaN inputs here).
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+    let mant = bits & 0x7f_ffff;
+    if exp <= 0 {
+        if exp < -10 {
+            return sign;
+        }
+        let m = (mant | 0x80_0000) >> (1 - exp);
+        let round = (m >> 12) & 1;
+        return sign | ((m >> 13) + round) as u16;
+    }
+    if exp >= 31 {
+        return sign | 0x7c00;
+    }
+    let round = (mant >> 12) & 1;
+    let v = ((exp as u32) << 10 | (mant >> 13)) + round;
+    sign | v as u16
 }
 
 fn write_repeated(w: &mut impl Write, chunk: &[u8], mut left: u64) -> io::Result<()> {

@@ -78,8 +78,18 @@ impl LlamaSpec {
         (tokens, scores, types)
     }
 
-    /// The full GGUF writer for this model, weights drawn from `seed`.
+    /// The full GGUF writer for this model, weights drawn from `seed` (F32).
     pub fn build(&self, seed: u64) -> GgufWriter {
+        self.build_typed(seed, false)
+    }
+
+    /// Like [`LlamaSpec::build`] with the matrices quantized to Q8_0 (norms stay F32),
+    /// `general.file_type` 7.
+    pub fn build_q8_0(&self, seed: u64) -> GgufWriter {
+        self.build_typed(seed, true)
+    }
+
+    fn build_typed(&self, seed: u64, q8: bool) -> GgufWriter {
         let (tokens, scores, types) = self.vocab();
         let n_vocab = tokens.len() as u64;
         let head_dim = self.n_embd / self.n_head;
@@ -88,7 +98,7 @@ impl LlamaSpec {
         let mut w = GgufWriter::new()
             .kv("general.architecture", Kv::Str("llama".into()))
             .kv("general.name", Kv::Str(self.name.clone()))
-            .kv("general.file_type", Kv::U32(0))
+            .kv("general.file_type", Kv::U32(if q8 { 7 } else { 0 }))
             .kv("llama.context_length", u32k(self.n_ctx))
             .kv("llama.embedding_length", u32k(self.n_embd))
             .kv("llama.block_count", u32k(self.n_layer))

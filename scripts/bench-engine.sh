@@ -1,45 +1,57 @@
 #!/usr/bin/env bash
-# Benchmark: our engine against llama.cpp's own llama-batched-bench, built natively from
-# the same llama.cpp source (the copy vendored by llama-cpp-sys-2), on the same model and
-# machine in the same run. Prints tokens per second for prompt processing (PP) and
-# generation (TG) at 1 and 4 parallel sequences, and our/llama.cpp ratios.
-#   scripts/bench-engine.sh [MODEL.gguf]   (default: a generated ~100M-parameter F32 llama)
+# Benchmark: the modelrunner runner against llama.cpp's own llama-server on the same model,
+# machine and settings, in the same run (crates/engine/examples/server_bench.rs). llama-server
+# is built with native CPU flags from the llama.cpp sources in the llama-cpp-python source
+# distribution on PyPI (LLAMA_CPP_PYTHON, default 0.3.36: ggml 0.25, the release closest to
+# the ggml 0.26 that llama-cpp-sys-2 0.1.161 bundles).
+# Models: stories260K (per-token overhead dominates) and a ~100M-parameter Q8_0 llama made by
+# the fixture writer (weights dominate). Results go to stdout; docs/performance.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
+VER=${LLAMA_CPP_PYTHON:-0.3.36}
+SLOTS=8; CTX=512; NPP=${NPP:-256}; NTG=${NTG:-64}
 mkdir -p "$DIR"
-NPP=${NPP:-128}; NTG=${NTG:-64}; NPL=${NPL:-1,4}
-cargo build -q --release -p modelrunner-engine --example engine_bench
+scripts/deps.sh
+cargo build -q --release --bins
+cargo build -q --release -p modelrunner-engine --example server_bench
 cargo build -q --release -p modelrunner-testkit --example make_gguf
-MODEL=${1:-$DIR/fixture-100m.gguf}
-[ -f "$MODEL" ] || target/release/examples/make_gguf "$MODEL" 100m
-SRC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-*/llama.cpp | sort -V | tail -1)
-REF="$DIR/llama-ref"
-if [ ! -x "$REF/bin/llama-batched-bench" ]; then
-  echo "building llama-batched-bench from $SRC (native)"
-  cmake -S "$SRC" -B "$REF" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF >/dev/null
-  cmake --build "$REF" --target llama-batched-bench -j"$(nproc)" >/dev/null
+SRC="$DIR/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
+if [ ! -d "$SRC" ]; then
+  mkdir -p "$DIR/sdist"
+  pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VER" -d "$DIR/sdist"
+  tar xzf "$DIR/sdist/llama_cpp_python-$VER.tar.gz" -C "$DIR/sdist"
 fi
-echo "== llama.cpp llama-batched-bench =="
-"$REF/bin/llama-batched-bench" -m "$MODEL" -c 4096 -b 512 -ub 512 -npp "$NPP" -ntg "$NTG" -npl "$NPL" -t "$(nproc)" 2>/dev/null \
-  | tee "$DIR/ref.txt" | grep -E '^\|'
-echo "== modelrunner engine =="
-target/release/examples/engine_bench "$MODEL" "$NPP" "$NTG" "$NPL" 2>/dev/null | tee "$DIR/ours.txt"
-echo "== ratio (ours / llama.cpp) =="
-python3 - "$DIR/ref.txt" "$DIR/ours.txt" <<'PY'
-import sys, re
-def rows(path, pp_col, tg_col):
-    out = {}
-    for line in open(path):
-        cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if len(cells) > max(pp_col, tg_col) and cells[0].isdigit():
-            out[int(cells[2])] = (float(cells[pp_col]), float(cells[tg_col]))
-    return out
-ref = rows(sys.argv[1], 5, 7)   # PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | ...
-ours = rows(sys.argv[2], 3, 4)
-for b in sorted(ours):
-    if b in ref:
-        print(f"B={b}: PP {ours[b][0]:.1f} vs {ref[b][0]:.1f} t/s ({ours[b][0]/ref[b][0]:.2f}x), "
-              f"TG {ours[b][1]:.1f} vs {ref[b][1]:.1f} t/s ({ours[b][1]/ref[b][1]:.2f}x)")
-PY
+LS="$DIR/llama-server-build/bin/llama-server"
+if [ ! -x "$LS" ]; then
+  cmake -S "$SRC" -B "$DIR/llama-server-build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
+  cmake --build "$DIR/llama-server-build" --target llama-server -j"$(nproc)" >/dev/null
+fi
+Q8="$DIR/fixture-100m-q8.gguf"
+[ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
+THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
+
+bench() { # name model eos vocab
+  local sock="$DIR/runner.sock" port=18765
+  rm -f "$sock"
+  target/release/modelrunnerd runner --model "$2" --socket "$sock" --slots $SLOTS --ctx-size $CTX \
+    --threads "$THREADS" 2>"$DIR/runner.log" &
+  local r=$!
+  "$LS" -m "$2" --host 127.0.0.1 --port $port -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
+    -t "$THREADS" -tb "$THREADS" --no-webui >"$DIR/llama-server.log" 2>&1 &
+  local l=$!
+  for _ in $(seq 300); do
+    [ -S "$sock" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  echo "## $1 ($(basename "$2"), $SLOTS slots x $CTX tokens, $THREADS threads, prompt $NPP, generate $NTG)"
+  target/release/examples/server_bench "$sock" "127.0.0.1:$port" "$3" "$4" "$NPP" "$NTG"
+  kill $r $l 2>/dev/null || true
+  wait $r $l 2>/dev/null || true
+}
+if [ -f ../shared/models/stories260K.gguf ]; then
+  bench "stories260K" "$(realpath ../shared/models/stories260K.gguf)" 2 512
+fi
+bench "~100M Q8_0 fixture" "$Q8" 2 32003

@@ -118,3 +118,52 @@ fn a_killed_runner_fails_its_streams_quickly() {
         assert!(runner.client.props().await.is_err());
     });
 }
+
+const PARENT_ENV: &str = "MODELRUNNER_RUNNER_PARENT_DIR";
+
+/// Helper: started by `runner_dies_with_its_parent` as a separate process; starts a runner,
+/// prints its PID, and dies without cleaning up.
+#[test]
+fn runner_parent_helper() {
+    let Some(dir) = std::env::var_os(PARENT_ENV) else {
+        return;
+    };
+    rt().block_on(async {
+        let (runner, _) = start(std::path::Path::new(&dir), &[]).await;
+        println!("RUNNER_PID={}", runner.pid().unwrap());
+        std::mem::forget(runner);
+        std::process::abort();
+    });
+}
+
+#[test]
+fn runner_dies_with_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "runner_parent_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PARENT_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid: i32 = stdout
+        .lines()
+        .find_map(|l| l.split_once("RUNNER_PID=").map(|(_, pid)| pid))
+        .unwrap_or_else(|| panic!("helper printed no PID: {stdout}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // kill(pid, 0) fails once the process is gone (it is reaped by init).
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "runner {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -189,6 +189,9 @@ pub struct RunnerProcess {
 impl RunnerProcess {
     /// Starts `program args...` (which must serve on `socket`), makes the kernel kill it
     /// if this process dies, and waits until it answers `/health` (or exits).
+    ///
+    /// The death signal follows the *thread* that forks, so call this from a long-lived
+    /// thread (a tokio worker), never from a `spawn_blocking` thread that may retire.
     pub async fn spawn(
         program: &Path,
         args: &[String],

@@ -207,3 +207,27 @@ fn refuses_symlinked_store_dirs() {
     let e = Store::open(&root).err().expect("symlink accepted");
     assert!(e.to_string().contains("symlink"), "{e}");
 }
+
+#[test]
+fn concurrent_writers_of_one_blob_store_it_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = Digest::of(&data);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let lease = store.lease();
+                let mut w = lease.blob_writer(Some((digest, data.len() as u64))).unwrap();
+                for chunk in data.chunks(65_536) {
+                    w.write_all(chunk).unwrap();
+                }
+                assert_eq!(w.commit().unwrap(), digest);
+            });
+        }
+    });
+    assert_eq!(files_under(&store.root().join("blobs/sha256")).len(), 1);
+    assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), data);
+    assert!(files_under(&store.root().join("tmp")).is_empty());
+}

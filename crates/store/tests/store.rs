@@ -219,7 +219,9 @@ fn concurrent_writers_of_one_blob_store_it_once() {
         for _ in 0..4 {
             s.spawn(|| {
                 let lease = store.lease();
-                let mut w = lease.blob_writer(Some((digest, data.len() as u64))).unwrap();
+                let mut w = lease
+                    .blob_writer(Some((digest, data.len() as u64)))
+                    .unwrap();
                 for chunk in data.chunks(65_536) {
                     w.write_all(chunk).unwrap();
                 }

@@ -116,28 +116,34 @@ impl LlamaSpec {
             .kv("tokenizer.ggml.eos_token_id", Kv::U32(2));
         let scale = 1.0 / (self.n_embd as f32).sqrt();
         let mut s = seed;
-        let mut rnd = || {
+        let mut next_seed = || {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            TensorData::RandomF32 { seed: s, scale }
+            s
         };
-        w = w
-            .tensor_f32("token_embd.weight", &[self.n_embd, n_vocab], rnd())
-            .tensor_f32("output_norm.weight", &[self.n_embd], TensorData::OnesF32)
-            .tensor_f32("output.weight", &[self.n_embd, n_vocab], rnd());
+        let mut matrix = |w: GgufWriter, name: &str, dims: &[u64]| {
+            let seed = next_seed();
+            if q8 {
+                w.tensor_q8_0(name, dims, seed, scale)
+            } else {
+                w.tensor_f32(name, dims, TensorData::RandomF32 { seed, scale })
+            }
+        };
+        w = matrix(w, "token_embd.weight", &[self.n_embd, n_vocab]);
+        w = w.tensor_f32("output_norm.weight", &[self.n_embd], TensorData::OnesF32);
+        w = matrix(w, "output.weight", &[self.n_embd, n_vocab]);
         for l in 0..self.n_layer {
             let p = |n: &str| format!("blk.{l}.{n}.weight");
-            w = w
-                .tensor_f32(&p("attn_norm"), &[self.n_embd], TensorData::OnesF32)
-                .tensor_f32(&p("attn_q"), &[self.n_embd, self.n_embd], rnd())
-                .tensor_f32(&p("attn_k"), &[self.n_embd, kv], rnd())
-                .tensor_f32(&p("attn_v"), &[self.n_embd, kv], rnd())
-                .tensor_f32(&p("attn_output"), &[self.n_embd, self.n_embd], rnd())
-                .tensor_f32(&p("ffn_norm"), &[self.n_embd], TensorData::OnesF32)
-                .tensor_f32(&p("ffn_gate"), &[self.n_embd, self.n_ff], rnd())
-                .tensor_f32(&p("ffn_down"), &[self.n_ff, self.n_embd], rnd())
-                .tensor_f32(&p("ffn_up"), &[self.n_embd, self.n_ff], rnd());
+            w = w.tensor_f32(&p("attn_norm"), &[self.n_embd], TensorData::OnesF32);
+            w = matrix(w, &p("attn_q"), &[self.n_embd, self.n_embd]);
+            w = matrix(w, &p("attn_k"), &[self.n_embd, kv]);
+            w = matrix(w, &p("attn_v"), &[self.n_embd, kv]);
+            w = matrix(w, &p("attn_output"), &[self.n_embd, self.n_embd]);
+            w = w.tensor_f32(&p("ffn_norm"), &[self.n_embd], TensorData::OnesF32);
+            w = matrix(w, &p("ffn_gate"), &[self.n_embd, self.n_ff]);
+            w = matrix(w, &p("ffn_down"), &[self.n_ff, self.n_embd]);
+            w = matrix(w, &p("ffn_up"), &[self.n_embd, self.n_ff]);
         }
         w
     }

@@ -40,7 +40,7 @@ bench() { # name model eos vocab
     --threads "$THREADS" 2>"$DIR/runner.log" &
   local r=$!
   "$LS" -m "$2" --host 127.0.0.1 --port $port -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
-    -t "$THREADS" -tb "$THREADS" --no-webui >"$DIR/llama-server.log" 2>&1 &
+    -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
   local l=$!
   for _ in $(seq 300); do
     [ -S "$sock" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break

@@ -66,20 +66,7 @@ fn reads_docker_dummy() {
 }
 
 fn tiny() -> Vec<u8> {
-    GgufWriter::new()
-        .kv("general.architecture", Kv::Str("llama".into()))
-        .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
-        .kv("nums", Kv::I32s(vec![1, 2, 3]))
-        .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
-        .tensor_f32(
-            "t1",
-            &[4],
-            TensorData::RandomF32 {
-                seed: 3,
-                scale: 1.0,
-            },
-        )
-        .to_bytes()
+    modelrunner_testkit::small_gguf()
 }
 
 fn expect_err(bytes: &[u8], needle: &str) {

@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use modelrunner_format::gguf::GgufFile;
-use modelrunner_testkit::{GgufWriter, Kv, LlamaSpec, TensorData};
+use modelrunner_testkit::LlamaSpec;
 use proptest::prelude::*;
 
 struct Counting;
@@ -34,20 +34,7 @@ static ALLOC: Counting = Counting;
 fn bases() -> &'static [Vec<u8>] {
     static BASES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
     BASES.get_or_init(|| {
-        let small = GgufWriter::new()
-            .kv("general.architecture", Kv::Str("llama".into()))
-            .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
-            .kv("nums", Kv::I32s(vec![1, 2, 3]))
-            .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
-            .tensor_f32(
-                "t1",
-                &[4],
-                TensorData::RandomF32 {
-                    seed: 3,
-                    scale: 1.0,
-                },
-            )
-            .to_bytes();
+        let small = modelrunner_testkit::small_gguf();
         let mut v = vec![small];
         v.extend((1..4).map(|s| LlamaSpec::tiny().build(s).to_bytes()));
         v

@@ -296,6 +296,25 @@ fn write_data(w: &mut impl Write, t: &Tensor) -> io::Result<()> {
     }
 }
 
+/// A small valid GGUF (an architecture, string and integer arrays, two F32 tensors), the
+/// starting point of parser tests that mutate or truncate files.
+pub fn small_gguf() -> Vec<u8> {
+    GgufWriter::new()
+        .kv("general.architecture", Kv::Str("llama".into()))
+        .kv("arr", Kv::Strs(vec!["a".into(), "bc".into()]))
+        .kv("nums", Kv::I32s(vec![1, 2, 3]))
+        .tensor_f32("t0", &[8, 2], TensorData::OnesF32)
+        .tensor_f32(
+            "t1",
+            &[4],
+            TensorData::RandomF32 {
+                seed: 3,
+                scale: 1.0,
+            },
+        )
+        .to_bytes()
+}
+
 /// IEEE half from single precision (round to nearest even; no NaN inputs here).
 fn f32_to_f16(x: f32) -> u16 {
     let bits = x.to_bits();

@@ -12,6 +12,6 @@ mod gguf;
 mod llama;
 mod shared;
 
-pub use gguf::{GgufWriter, Kv, TensorData};
+pub use gguf::{small_gguf, GgufWriter, Kv, TensorData};
 pub use llama::LlamaSpec;
 pub use shared::{shared_dir, stories260k};

@@ -117,6 +117,25 @@ impl Hasher {
         self.len += bytes.len() as u64;
     }
 
+    /// Hashes everything `r` yields, calling `progress` with each chunk's size.
+    pub fn update_from(
+        &mut self,
+        r: &mut impl std::io::Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.update(&buf[..n]);
+            progress(n as u64);
+        }
+    }
+
     /// Bytes hashed so far.
     pub fn len(&self) -> u64 {
         self.len

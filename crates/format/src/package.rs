@@ -301,19 +301,9 @@ pub fn hash_file(
 ) -> Result<Digest, FormatError> {
     let f =
         File::open(path).map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
     let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .map_err(|e| FormatError::io(format!("reading {}", path.display()), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        progress(n as u64);
-    }
+    h.update_from(&mut BufReader::with_capacity(1 << 20, f), progress)
+        .map_err(|e| FormatError::io(format!("reading {}", path.display()), e))?;
     if h.len() != expected_size {
         return Err(err(format!(
             "{} changed size while packaging ({} bytes, then {})",

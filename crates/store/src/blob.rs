@@ -214,16 +214,8 @@ pub(crate) fn verify_file(path: &Path, expected: &Digest) -> Result<u64, StoreEr
     let mut f = open_nofollow(path)
         .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
     let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    h.update_from(&mut f, &mut |_| {})
+        .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
     let size = h.len();
     let actual = h.finish();
     if &actual != expected {

@@ -12,6 +12,10 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn packaged(d: &Daemon, tag: &str, seed: u64) {
     let p = d.dir.path().join(format!("m{seed}.gguf"));
     LlamaSpec::tiny().build(seed).write_file(&p).unwrap();
@@ -39,43 +43,15 @@ fn routes_shapes_and_errors() {
     rt().block_on(async {
         let r = c.get(u("/")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let v: Value = c
-            .get(u("/version"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&c, &u("/version")).await;
         assert!(v["version"].is_string());
-        let v: Value = c
-            .get(u("/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&c, &u("/health")).await;
         assert_eq!(v["status"], "ok");
-        let v: Value = c
-            .get(u("/engines/df"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&c, &u("/engines/df")).await;
         assert!(v["models_disk_usage"].as_u64().unwrap() > 0);
         assert_eq!(v["default_backend_disk_usage"], 0);
 
-        let models: Value = c
-            .get(u("/models"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let models: Value = get_json(&c, &u("/models")).await;
         let m = &models[0];
         let id = m["id"].as_str().unwrap().to_string();
         assert!(id.starts_with("sha256:") && id.len() == 71);
@@ -168,14 +144,7 @@ fn routes_shapes_and_errors() {
         assert_eq!(r.status(), 200);
         let r = c.delete(u("/models/purge")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let models: Value = c
-            .get(u("/models"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let models: Value = get_json(&c, &u("/models")).await;
         assert_eq!(models.as_array().unwrap().len(), 0);
     });
 }

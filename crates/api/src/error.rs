@@ -4,7 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use modelrunner_engine::EngineError;
 use modelrunner_format::FormatError;
+use modelrunner_scheduler::SchedulerError;
 use modelrunner_store::StoreError;
 use serde_json::json;
 use tracing::error;
@@ -22,6 +24,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Machine-readable code, e.g. `model_not_found`.
     pub code: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (overload, shutdown).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -33,6 +37,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -50,6 +55,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some("not_found"),
+            retry_after: None,
         }
     }
 
@@ -62,7 +68,15 @@ impl ApiError {
             kind: "server_error",
             param: None,
             code: None,
+            retry_after: None,
         }
+    }
+
+    /// A 503 (or other overload status) asking the client to retry after `secs`.
+    pub fn overloaded(status: StatusCode, code: &'static str, message: String, secs: u64) -> Self {
+        let mut e = ApiError::with(status, "server_error", Some(code), message);
+        e.retry_after = Some(secs);
+        e
     }
 
     fn with(
@@ -77,6 +91,7 @@ impl ApiError {
             kind,
             param: None,
             code,
+            retry_after: None,
         }
     }
 }
@@ -90,7 +105,7 @@ impl From<StoreError> for ApiError {
                 S::NOT_FOUND,
                 "invalid_request_error",
                 Some("model_not_found"),
-                format!("model {reference:?} not found; package it with `modelrunner package` or load an archive with `modelrunner load`"),
+                format!("model {reference:?} not found locally; pull it with `modelrunner pull {reference}`, package a GGUF file with `modelrunner package`, or load an archive with `modelrunner load`"),
             ),
             StoreError::Ambiguous { .. } => ApiError::bad_request(msg),
             StoreError::Conflict { .. } => ApiError::with(S::CONFLICT, "invalid_request_error", Some("conflict"), msg),
@@ -119,6 +134,82 @@ impl From<FormatError> for ApiError {
     }
 }
 
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        use StatusCode as S;
+        match e {
+            EngineError::InvalidParam { param, message } => {
+                ApiError::bad_request(format!("invalid {param}: {message}")).param(&param)
+            }
+            EngineError::ContextLength { prompt, context } => {
+                let mut e = ApiError::with(
+                    S::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("context_length_exceeded"),
+                    format!("This model's maximum context length is {context} tokens. However, your request has {prompt} prompt tokens. Shorten the prompt or configure a larger context size."),
+                );
+                e.param = Some("messages".into());
+                e
+            }
+            EngineError::Template(t) => {
+                ApiError::bad_request(format!("the chat template failed on these messages: {t}"))
+                    .param("messages")
+            }
+            EngineError::Busy { .. } => ApiError::overloaded(
+                S::SERVICE_UNAVAILABLE,
+                "model_busy",
+                "the model's queue is full; retry later".into(),
+                1,
+            ),
+            EngineError::Load(_)
+            | EngineError::Stopped(_)
+            | EngineError::Runner(_)
+            | EngineError::Internal(_) => {
+                let mut e = ApiError::internal(&e);
+                e.code = Some("engine_error");
+                e
+            }
+        }
+    }
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(e: SchedulerError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            SchedulerError::InsufficientMemory { .. } => ApiError::with(
+                S::INSUFFICIENT_STORAGE,
+                "server_error",
+                Some("insufficient_memory"),
+                msg,
+            ),
+            SchedulerError::Busy { .. } => {
+                ApiError::overloaded(S::SERVICE_UNAVAILABLE, "model_busy", msg, 1)
+            }
+            SchedulerError::ShuttingDown => {
+                ApiError::overloaded(S::SERVICE_UNAVAILABLE, "shutting_down", msg, 5)
+            }
+            SchedulerError::InvalidSettings { param, .. } => {
+                ApiError::bad_request(msg).param(&param)
+            }
+            SchedulerError::InUse { .. } => ApiError::with(
+                S::CONFLICT,
+                "invalid_request_error",
+                Some("model_in_use"),
+                msg,
+            ),
+            SchedulerError::Engine(e) => e.into(),
+            SchedulerError::LoadFailed { .. } | SchedulerError::Load(_) => {
+                let mut e = ApiError::internal(msg);
+                e.code = Some("load_failed");
+                e
+            }
+            SchedulerError::Io { .. } => ApiError::internal(msg),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({
@@ -129,6 +220,11 @@ impl IntoResponse for ApiError {
                 "code": self.code,
             }
         });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

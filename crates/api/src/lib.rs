@@ -1,21 +1,28 @@
-//! The HTTP API of `modelrunnerd`: Docker Model Runner's model-management routes with its
-//! JSON shapes, errors in OpenAI's envelope, body limits and a Host check against DNS
+//! The HTTP API of `modelrunnerd`: OpenAI-compatible inference (`/v1`, `/engines/v1`,
+//! `/engines/llama.cpp/v1`), Docker Model Runner's model-management and engine routes with
+//! its JSON shapes, errors in OpenAI's envelope, body limits and a Host check against DNS
 //! rebinding.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<modelrunner_store::Store>) {
 //! use modelrunner_api::{router, ApiConfig, AppState};
-//! let app = router(AppState::new(store, ApiConfig::default()));
+//! use modelrunner_scheduler::{Scheduler, SchedulerConfig};
+//! let scheduler = Scheduler::new(SchedulerConfig::default()).unwrap();
+//! let app = router(AppState::new(store, scheduler, ApiConfig::default()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! modelrunner_api::run(listener, app, std::future::pending()).await.unwrap();
 //! # }
 //! ```
 #![deny(missing_docs)]
 
+mod engines;
 mod error;
+mod extract;
 mod host;
 mod misc;
 mod models;
+mod openai;
+mod resolve;
 mod wire;
 
 use std::future::Future;
@@ -24,6 +31,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use modelrunner_scheduler::Scheduler;
 use modelrunner_store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -56,18 +64,50 @@ impl Default for ApiConfig {
 pub struct AppState {
     /// The model store (blocking; handlers use `spawn_blocking`).
     pub store: Arc<Store>,
+    /// Runs the models.
+    pub scheduler: Arc<Scheduler>,
     /// HTTP settings.
     pub config: Arc<ApiConfig>,
 }
 
 impl AppState {
-    /// State over a store.
-    pub fn new(store: Arc<Store>, config: ApiConfig) -> Self {
+    /// State over a store and a scheduler.
+    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, config: ApiConfig) -> Self {
         AppState {
             store,
+            scheduler,
             config: Arc::new(config),
         }
     }
+}
+
+/// Where the OpenAI-compatible routes live: OpenAI's own prefix, and Docker Model
+/// Runner's two.
+const OPENAI_PREFIXES: [&str; 3] = ["/v1", "/engines/v1", "/engines/llama.cpp/v1"];
+
+fn openai_routes(mut r: Router<AppState>) -> Router<AppState> {
+    use openai::{chat, completions, embeddings, helpers, models};
+    for p in OPENAI_PREFIXES {
+        r = r
+            .route(
+                &format!("{p}/chat/completions"),
+                post(chat::chat_completions),
+            )
+            .route(&format!("{p}/completions"), post(completions::completions))
+            .route(&format!("{p}/embeddings"), post(embeddings::embeddings))
+            .route(&format!("{p}/models"), get(models::list))
+            .route(&format!("{p}/models/{{*name}}"), get(models::get))
+            .route(&format!("{p}/tokenize"), post(helpers::tokenize))
+            .route(&format!("{p}/detokenize"), post(helpers::detokenize))
+            .route(
+                &format!("{p}/apply-template"),
+                post(helpers::apply_template),
+            );
+    }
+    // llama-server's own paths, without a prefix.
+    r.route("/tokenize", post(helpers::tokenize))
+        .route("/detokenize", post(helpers::detokenize))
+        .route("/apply-template", post(helpers::apply_template))
 }
 
 /// Runs blocking store work off the async threads.
@@ -82,7 +122,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Every route.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
-    Router::new()
+    openai_routes(Router::new())
+        .route("/engines/ps", get(engines::ps))
+        .route("/engines/status", get(engines::status))
+        .route("/engines/unload", post(engines::unload))
+        .route(
+            "/engines/_configure",
+            post(engines::configure).get(engines::configurations),
+        )
+        .route(
+            "/engines/llama.cpp/_configure",
+            post(engines::configure).get(engines::configurations),
+        )
         .route("/", get(misc::root))
         .route("/version", get(misc::version))
         .route("/health", get(misc::health))

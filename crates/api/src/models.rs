@@ -147,6 +147,12 @@ pub(crate) async fn delete_model(
         .map(|t| json!({ "Untagged": t }))
         .collect();
     if let Some(id) = out.deleted {
+        // Idle runners of a deleted model go too; busy ones finish their requests (their
+        // files are hard links and stay readable) and then idle out.
+        state
+            .scheduler
+            .unload(modelrunner_scheduler::Unload::Models(vec![id.to_string()]))
+            .await;
         body.push(json!({ "Deleted": id.to_string() }));
     }
     Ok(Json(body))
@@ -183,6 +189,10 @@ pub(crate) async fn load_model(
 
 /// `DELETE /models/purge`.
 pub(crate) async fn purge_models(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    state
+        .scheduler
+        .unload(modelrunner_scheduler::Unload::All)
+        .await;
     let store = state.store.clone();
     blocking(move || store.purge().map_err(ApiError::from)).await?;
     Ok(StatusCode::OK)

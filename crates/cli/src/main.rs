@@ -1,8 +1,10 @@
 //! modelrunner: the command-line client. Parses arguments and calls the daemon.
 
 mod client;
+mod engines;
 mod models;
 mod package;
+mod run;
 
 use std::path::PathBuf;
 
@@ -88,6 +90,25 @@ enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Chat with a model: one answer for a prompt, or an interactive chat
+    Run {
+        #[command(flatten)]
+        args: run::RunArgs,
+    },
+    /// List running models
+    Ps {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unload running models (idle ones; busy ones finish first)
+    Unload {
+        /// Unload every model
+        #[arg(long)]
+        all: bool,
+        /// Models to unload
+        models: Vec<String>,
+    },
     /// Check that the daemon is running
     Status {
         /// Print JSON
@@ -110,6 +131,9 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Export { model, output } => models::export(&c, &model, output).await,
         Command::Load { input, tag } => models::load(&c, input, tag).await,
         Command::Purge { force } => models::purge(&c, force).await,
+        Command::Run { args } => run::run(&c, args).await,
+        Command::Ps { json } => engines::ps(&c, json).await,
+        Command::Unload { all, models } => engines::unload(&c, all, &models).await,
         Command::Status { json } => models::status(&c, json).await,
         Command::Version => {
             let v = c.get_json("/version").await?;

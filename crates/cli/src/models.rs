@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::client::{path_escape, Client};
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -28,7 +28,7 @@ fn short_id(id: &str) -> String {
         .collect()
 }
 
-fn print_table(rows: &[Vec<String>]) {
+pub(crate) fn print_table(rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -42,7 +42,7 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-fn age(created: i64) -> String {
+pub(crate) fn age(created: i64) -> String {
     let secs = (chrono::Utc::now().timestamp() - created).max(0);
     match secs {
         0..=59 => "Less than a minute ago".into(),
@@ -53,7 +53,7 @@ fn age(created: i64) -> String {
     }
 }
 
-fn display_tag(t: &str) -> String {
+pub(crate) fn display_tag(t: &str) -> String {
     t.parse::<Reference>()
         .map(|r| r.short())
         .unwrap_or_else(|_| t.to_string())

@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use modelrunner_scheduler::KeepAlive;
 use serde::{Deserialize, Serialize};
 
 /// Log output format.
@@ -39,6 +41,36 @@ pub struct Args {
     /// Largest model archive accepted by POST /models/load, in bytes [default: 1 TiB]
     #[arg(long, env = "MODELRUNNER_MAX_LOAD_SIZE")]
     pub max_load_size: Option<u64>,
+    /// Idle time before a model is unloaded: a duration ("5m", "1h"), "0" or "-1" (never)
+    /// [default: 5m]
+    #[arg(long, env = "MODELRUNNER_KEEP_ALIVE")]
+    pub keep_alive: Option<String>,
+    /// Parallel request slots per loaded model [default: 4]
+    #[arg(long, env = "MODELRUNNER_PARALLEL")]
+    pub parallel: Option<u32>,
+    /// Requests that may wait per model beyond its slots; more get 503 [default: 64]
+    #[arg(long, env = "MODELRUNNER_MAX_QUEUE")]
+    pub max_queue: Option<usize>,
+    /// Memory all loaded models together may use ("8GiB", "512MiB", bytes)
+    /// [default: what the machine has available]
+    #[arg(long, env = "MODELRUNNER_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+    /// Largest default context per slot; a model's trained context is used up to this
+    /// [default: 4096]
+    #[arg(long, env = "MODELRUNNER_DEFAULT_CONTEXT")]
+    pub default_context: Option<u32>,
+    /// Generation threads per model [default: physical cores]
+    #[arg(long, env = "MODELRUNNER_THREADS")]
+    pub threads: Option<u32>,
+    /// Layers to offload to the GPU (CUDA builds) [default: 0]
+    #[arg(long, env = "MODELRUNNER_GPU_LAYERS")]
+    pub gpu_layers: Option<u32>,
+    /// Time between health checks of a running model ("5s") [default: 5s]
+    #[arg(long, env = "MODELRUNNER_HEALTH_INTERVAL")]
+    pub health_interval: Option<String>,
+    /// On SIGTERM, how long in-flight requests may take to finish ("30s") [default: 30s]
+    #[arg(long, env = "MODELRUNNER_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
     /// Print the effective configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -105,6 +137,15 @@ pub struct FileConfig {
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
     max_load_size: Option<u64>,
+    keep_alive: Option<String>,
+    parallel: Option<u32>,
+    max_queue: Option<usize>,
+    memory_limit: Option<String>,
+    default_context: Option<u32>,
+    threads: Option<u32>,
+    gpu_layers: Option<u32>,
+    health_interval: Option<String>,
+    shutdown_timeout: Option<String>,
 }
 
 /// The validated configuration.
@@ -120,6 +161,70 @@ pub struct Config {
     pub body_limit: usize,
     /// Archive limit.
     pub max_load_size: u64,
+    /// Default keep-alive (Go duration, or -1).
+    pub keep_alive: String,
+    /// Slots per model.
+    pub parallel: u32,
+    /// Queue places per model.
+    pub max_queue: usize,
+    /// Bytes all models may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// Default context cap.
+    pub default_context: u32,
+    /// Threads per model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// GPU layers.
+    pub gpu_layers: u32,
+    /// Health check interval.
+    #[serde(with = "duration_text")]
+    pub health_interval: Duration,
+    /// Drain time on SIGTERM.
+    #[serde(with = "duration_text")]
+    pub shutdown_timeout: Duration,
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    use modelrunner_scheduler::KeepAlive;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&KeepAlive::For(*d))
+    }
+}
+
+/// A duration like "5s" or "1m30s" (negative or "never" is refused).
+fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
+    match KeepAlive::parse(v) {
+        Ok(KeepAlive::For(d)) => Ok(d),
+        _ => bail!("{flag} must be a duration like \"5s\" or \"1m\", got {v:?}"),
+    }
+}
+
+/// "8GiB", "512MiB", "2G", "100M", or bytes.
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = n * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < 1e19).then_some(bytes as u64)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -155,7 +260,56 @@ impl Config {
                 .unwrap_or(LogFormat::Text),
             body_limit: args.body_limit.or(file.body_limit).unwrap_or(16 << 20),
             max_load_size: args.max_load_size.or(file.max_load_size).unwrap_or(1 << 40),
+            keep_alive: {
+                let v = args
+                    .keep_alive
+                    .clone()
+                    .or(file.keep_alive)
+                    .unwrap_or_else(|| "5m".into());
+                KeepAlive::parse(&v)
+                    .map_err(|e| anyhow::anyhow!("--keep-alive (keep_alive): {e}"))?
+                    .to_string()
+            },
+            parallel: args.parallel.or(file.parallel).unwrap_or(4),
+            max_queue: args.max_queue.or(file.max_queue).unwrap_or(64),
+            memory_limit: match args.memory_limit.clone().or(file.memory_limit) {
+                None => None,
+                Some(v) => Some(parse_size(&v).with_context(|| {
+                    format!("--memory-limit (memory_limit) must be a size like \"8GiB\", got {v:?}")
+                })?),
+            },
+            default_context: args
+                .default_context
+                .or(file.default_context)
+                .unwrap_or(4096),
+            threads: args.threads.or(file.threads),
+            gpu_layers: args.gpu_layers.or(file.gpu_layers).unwrap_or(0),
+            health_interval: duration(
+                "--health-interval (health_interval)",
+                &args
+                    .health_interval
+                    .clone()
+                    .or(file.health_interval)
+                    .unwrap_or_else(|| "5s".into()),
+            )?,
+            shutdown_timeout: duration(
+                "--shutdown-timeout (shutdown_timeout)",
+                &args
+                    .shutdown_timeout
+                    .clone()
+                    .or(file.shutdown_timeout)
+                    .unwrap_or_else(|| "30s".into()),
+            )?,
         };
+        if !(1..=64).contains(&config.parallel) {
+            bail!("--parallel (parallel) must be from 1 to 64");
+        }
+        if !(64..=1 << 20).contains(&config.default_context) {
+            bail!("--default-context (default_context) must be from 64 to 1048576");
+        }
+        if config.health_interval < Duration::from_millis(100) {
+            bail!("--health-interval (health_interval) must be at least 100ms");
+        }
         if config.body_limit < 1024 {
             bail!("--body-limit (body_limit) must be at least 1024 bytes");
         }
@@ -194,6 +348,36 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.listen.port(), 7);
+    }
+
+    #[test]
+    fn serving_settings_parse_and_name_their_flag() {
+        let c = Config::resolve(&args(&[
+            "--memory-limit",
+            "1.5GiB",
+            "--keep-alive",
+            "-1",
+            "--health-interval",
+            "250ms",
+        ]))
+        .unwrap();
+        assert_eq!(c.memory_limit, Some(3 << 29));
+        assert_eq!(c.keep_alive, "-1");
+        assert_eq!(c.health_interval, Duration::from_millis(250));
+        assert_eq!(c.parallel, 4);
+        for (flag, value) in [
+            ("--memory-limit", "lots"),
+            ("--keep-alive", "soon"),
+            ("--health-interval", "-1"),
+            ("--parallel", "0"),
+        ] {
+            let e = format!("{:#}", Config::resolve(&args(&[flag, value])).unwrap_err());
+            assert!(e.contains(flag), "{flag}: {e}");
+        }
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("2G"), Some(2_000_000_000));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("-1"), None);
     }
 
     #[test]

@@ -2,13 +2,15 @@
 
 mod config;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use modelrunner_api::{router, ApiConfig, AppState};
+use modelrunner_scheduler::{KeepAlive, Scheduler, SchedulerConfig};
 use modelrunner_store::Store;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use config::{Args, Config, LogFormat, Maintenance};
@@ -31,7 +33,41 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    info!("shutting down");
+    info!("shutting down: no new connections; waiting for requests in flight");
+}
+
+/// Where runner sockets live: `<store>/run`, unless that path is too long for a Unix
+/// socket address (108 bytes), then a directory under /tmp named after the store.
+fn run_dir(store: &Path) -> PathBuf {
+    let dir = store.join("run");
+    if dir.as_os_str().len() + 40 < 108 {
+        return dir;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(store, &mut h);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!(
+        "modelrunner-{uid}-{:016x}",
+        std::hash::Hasher::finish(&h)
+    ))
+}
+
+fn scheduler_config(config: &Config) -> anyhow::Result<SchedulerConfig> {
+    Ok(SchedulerConfig {
+        program: std::env::current_exe().context("while finding the modelrunnerd binary")?,
+        run_dir: run_dir(&config.store),
+        settings_file: Some(config.store.join("engines.json")),
+        keep_alive: KeepAlive::parse(&config.keep_alive)?,
+        parallel: config.parallel,
+        max_queue: config.max_queue,
+        memory_limit: config.memory_limit,
+        default_context: config.default_context,
+        threads: config.threads,
+        gpu_layers: config.gpu_layers,
+        health_interval: config.health_interval,
+        ..SchedulerConfig::default()
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -41,6 +77,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await?
     .with_context(|| format!("while opening the store at {}", config.store.display()))?;
+    let scheduler =
+        Scheduler::new(scheduler_config(&config)?).context("while starting the model scheduler")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
@@ -50,11 +88,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         load_limit: config.max_load_size,
         loopback_hosts_only: addr.ip().is_loopback(),
     };
-    let app = router(AppState::new(Arc::new(store), api));
+    let app = router(AppState::new(Arc::new(store), scheduler.clone(), api));
     info!(%addr, store = %config.store.display(), "listening");
     // A machine-readable line for scripts and tests that bind port 0.
     println!("listening on http://{addr}");
-    modelrunner_api::run(listener, app, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(modelrunner_api::run(listener, app, async move {
+        let _ = stop_rx.await;
+    }));
+    shutdown_signal().await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_timeout, server).await {
+        Ok(r) => r??,
+        Err(_) => {
+            warn!(timeout = ?config.shutdown_timeout, "requests still running at the shutdown timeout; stopping them")
+        }
+    }
+    scheduler.shutdown().await;
+    info!("stopped");
     Ok(())
 }
 

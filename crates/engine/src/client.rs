@@ -67,10 +67,15 @@ async fn error_from(resp: hyper::Response<hyper::body::Incoming>) -> EngineError
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    match (status.as_u16(), v["error"]["code"].as_str()) {
-        (400, Some("context_length_exceeded")) => EngineError::InvalidParam {
-            param: "prompt".into(),
-            message: msg,
+    let e = &v["error"];
+    match (status.as_u16(), e["code"].as_str()) {
+        (400, Some("context_length_exceeded")) => EngineError::ContextLength {
+            prompt: e["prompt_tokens"].as_u64().unwrap_or(0) as u32,
+            context: e["context_tokens"].as_u64().unwrap_or(0) as u32,
+        },
+        (400, Some("invalid_param")) => EngineError::InvalidParam {
+            param: e["param"].as_str().unwrap_or("request").to_string(),
+            message: e["detail"].as_str().map(str::to_string).unwrap_or(msg),
         },
         (400, _) => EngineError::InvalidParam {
             param: "request".into(),
@@ -250,5 +255,33 @@ impl RunnerProcess {
     /// Waits for the child to exit.
     pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.child.wait().await
+    }
+
+    /// Stops the runner: SIGTERM to its process group, then SIGKILL after `grace`; waits
+    /// for the exit so no zombie is left.
+    pub async fn stop(&mut self, grace: Duration) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: plain syscalls on the group this child leads (setpgid at spawn).
+            unsafe { libc::kill(-pid, libc::SIGTERM) };
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+                return;
+            }
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+impl RunnerClient {
+    /// Whether the runner answers `/health` within `timeout`.
+    pub async fn healthy(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(
+                timeout,
+                self.call::<Value>(Method::GET, "/health", None::<&()>)
+            )
+            .await,
+            Ok(Ok(_))
+        )
     }
 }

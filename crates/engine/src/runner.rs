@@ -69,11 +69,16 @@ impl IntoResponse for EngineError {
             EngineError::Busy { .. } => "busy",
             _ => "engine_error",
         };
-        (
-            status,
-            Json(json!({"error": {"message": self.to_string(), "code": kind}})),
-        )
-            .into_response()
+        let mut body = json!({"error": {"message": self.to_string(), "code": kind}});
+        if let EngineError::ContextLength { prompt, context } = &self {
+            body["error"]["prompt_tokens"] = json!(prompt);
+            body["error"]["context_tokens"] = json!(context);
+        }
+        if let EngineError::InvalidParam { param, message } = &self {
+            body["error"]["param"] = json!(param);
+            body["error"]["detail"] = json!(message);
+        }
+        (status, Json(body)).into_response()
     }
 }
 

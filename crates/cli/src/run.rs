@@ -1,0 +1,225 @@
+//! `modelrunner run MODEL [PROMPT]`: one answer streamed to stdout, or an interactive chat.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::{path_escape, Client};
+
+const CHAT: &str = "/engines/v1/chat/completions";
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Model name, tag or ID
+    pub model: String,
+    /// Prompt; without one (and with a terminal on stdin), an interactive chat starts
+    pub prompt: Vec<String>,
+    /// Load the model in the background and return
+    #[arg(short, long)]
+    pub detach: bool,
+}
+
+/// Makes sure the model is in the store, pulling it when the daemon can.
+async fn ensure_model(c: &Client, model: &str) -> anyhow::Result<()> {
+    let r = c
+        .request(Method::GET, &format!("/models/{}", path_escape(model)))
+        .send()
+        .await;
+    if let Ok(r) = &r {
+        if r.status().is_success() {
+            return Ok(());
+        }
+        if r.status() != reqwest::StatusCode::NOT_FOUND {
+            c.send(c.request(Method::GET, &format!("/models/{}", path_escape(model))))
+                .await?;
+        }
+    }
+    eprintln!("Unable to find model '{model}' locally. Pulling from the registry.");
+    let resp = c
+        .request(Method::POST, "/models/create")
+        .json(&json!({ "from": model }))
+        .send()
+        .await
+        .context("while asking modelrunnerd to pull")?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        let v: Value = resp.json().await.unwrap_or_default();
+        if v["error"]["code"] == "not_found" {
+            bail!("model {model:?} is not in the local store and this daemon cannot pull models; package a GGUF file with `modelrunner package` or load an archive with `modelrunner load`");
+        }
+        bail!(
+            "{}",
+            v["error"]["message"].as_str().unwrap_or("model not found")
+        );
+    }
+    if !resp.status().is_success() {
+        c.send(
+            c.request(Method::POST, "/models/create")
+                .json(&json!({ "from": model })),
+        )
+        .await?;
+    }
+    let text = resp.text().await?;
+    for line in text.lines() {
+        if let Ok(v) = serde_json::from_str::<Value>(line) {
+            if v["type"] == "error" {
+                bail!("pull failed: {}", v["message"].as_str().unwrap_or(line));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams one chat completion to stdout; returns the answer.
+async fn chat(c: &Client, model: &str, messages: &[Value]) -> anyhow::Result<String> {
+    let body = json!({"model": model, "messages": messages, "stream": true});
+    let resp = c.send(c.request(Method::POST, CHAT).json(&body)).await?;
+    let mut stream = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut answer = String::new();
+    let mut out = std::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk.context("while reading the answer")?);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&event);
+            for line in text.lines() {
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                if data == "[DONE]" {
+                    return Ok(answer);
+                }
+                let v: Value = serde_json::from_str(data).context("bad event from the daemon")?;
+                if let Some(msg) = v["error"]["message"].as_str() {
+                    bail!("generation failed: {msg}");
+                }
+                if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                    out.write_all(t.as_bytes())?;
+                    out.flush()?;
+                    answer.push_str(t);
+                }
+            }
+        }
+    }
+    bail!("the answer ended early")
+}
+
+/// Reads one user turn: a line, or lines between `"""` markers. `None` at end of input.
+fn read_turn(input: &mut impl BufRead) -> anyhow::Result<Option<String>> {
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let first = line.trim_end_matches(['\n', '\r']);
+    let Some(rest) = first.strip_prefix("\"\"\"") else {
+        return Ok(Some(first.to_string()));
+    };
+    if let Some(one) = rest.strip_suffix("\"\"\"") {
+        return Ok(Some(one.to_string()));
+    }
+    let mut text = rest.to_string();
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(Some(text));
+        }
+        let l = line.trim_end_matches(['\n', '\r']);
+        if let Some(last) = l.strip_suffix("\"\"\"") {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(last);
+            return Ok(Some(text));
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(l);
+    }
+}
+
+/// `modelrunner run`.
+pub async fn run(c: &Client, args: RunArgs) -> anyhow::Result<()> {
+    ensure_model(c, &args.model).await?;
+    if args.detach {
+        let body = json!({"model": args.model, "messages": [{"role": "user", "content": ""}]});
+        c.send(
+            c.request(Method::POST, CHAT)
+                .header("X-Preload-Only", "true")
+                .json(&body),
+        )
+        .await?;
+        println!("Model {} loaded", args.model);
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    let mut prompt = args.prompt.join(" ");
+    if prompt.is_empty() && !stdin.is_terminal() {
+        stdin.lock().read_to_string(&mut prompt)?;
+    }
+    if !prompt.trim().is_empty() {
+        chat(
+            c,
+            &args.model,
+            &[json!({"role": "user", "content": prompt})],
+        )
+        .await?;
+        println!();
+        return Ok(());
+    }
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprintln!("Interactive chat mode started. Type '/bye' to exit; \"\"\" starts and ends a multi-line message.");
+    }
+    let mut history: Vec<Value> = Vec::new();
+    let mut input = stdin.lock();
+    loop {
+        if interactive {
+            eprint!("> ");
+            std::io::stderr().flush()?;
+        }
+        let Some(turn) = read_turn(&mut input)? else {
+            break;
+        };
+        match turn.trim() {
+            "" => continue,
+            "/bye" => break,
+            _ => {}
+        }
+        history.push(json!({"role": "user", "content": turn}));
+        match chat(c, &args.model, &history).await {
+            Ok(answer) => {
+                println!();
+                history.push(json!({"role": "assistant", "content": answer}));
+            }
+            Err(e) => {
+                history.pop();
+                eprintln!("\nError: {e:#}");
+            }
+        }
+    }
+    if interactive {
+        eprintln!("Chat session ended.");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_turns() {
+        let mut input =
+            std::io::Cursor::new("hello\n\"\"\"one\ntwo\nthree\"\"\"\n\"\"\"x\"\"\"\n/bye\n");
+        assert_eq!(read_turn(&mut input).unwrap().unwrap(), "hello");
+        assert_eq!(read_turn(&mut input).unwrap().unwrap(), "one\ntwo\nthree");
+        assert_eq!(read_turn(&mut input).unwrap().unwrap(), "x");
+        assert_eq!(read_turn(&mut input).unwrap().unwrap(), "/bye");
+        assert_eq!(read_turn(&mut input).unwrap(), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! How much memory a runner will need, and how much the machine can give.
+//!
+//! The estimate is what a loaded runner keeps resident once its slots have been used:
+//! the process itself, the weights (memory-mapped, but every page is read), the KV cache
+//! (f16 keys and values for every cell of every slot), and llama.cpp's compute buffers
+//! (dominated by the logits of one micro-batch and the attention mask).
+
+use std::path::{Path, PathBuf};
+
+use modelrunner_format::gguf::GgufFile;
+use serde::Serialize;
+
+use crate::error::SchedulerError;
+
+/// Resident memory of a runner process before any model is loaded: code, libraries,
+/// the tokio runtime and thread stacks (measured at about 12 MiB in a release build).
+pub const RUNNER_BASELINE: u64 = 14 << 20;
+
+/// Micro-batch llama.cpp reserves compute buffers for.
+const UBATCH: u64 = 512;
+
+/// The shape of a model, read from its GGUF header(s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelShape {
+    /// Bytes of all GGUF files.
+    pub file_bytes: u64,
+    /// Transformer blocks.
+    pub n_layer: u64,
+    /// Embedding width.
+    pub n_embd: u64,
+    /// Feed-forward width.
+    pub n_ff: u64,
+    /// Vocabulary size.
+    pub n_vocab: u64,
+    /// Key width per token and layer (heads × head size).
+    pub k_width: u64,
+    /// Value width per token and layer.
+    pub v_width: u64,
+    /// Trained context length.
+    pub trained_context: Option<u64>,
+}
+
+fn num(g: &GgufFile, key: &str) -> Option<u64> {
+    g.get(key).and_then(|v| v.as_u64())
+}
+
+impl ModelShape {
+    /// Reads the first shard's header; file sizes of every shard.
+    pub fn read(shards: &[PathBuf]) -> Result<ModelShape, SchedulerError> {
+        let first = shards
+            .first()
+            .ok_or_else(|| SchedulerError::Load("the model has no GGUF file".into()))?;
+        let g = GgufFile::open(first)
+            .map_err(|e| SchedulerError::Load(format!("reading {}: {e}", first.display())))?;
+        let mut file_bytes = 0;
+        for s in shards {
+            file_bytes += file_len(s)?;
+        }
+        Ok(ModelShape::from_gguf(&g, file_bytes))
+    }
+
+    /// The shape from a parsed header.
+    pub fn from_gguf(g: &GgufFile, file_bytes: u64) -> ModelShape {
+        let arch = g
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or("llama")
+            .to_string();
+        let key = |k: &str| num(g, &format!("{arch}.{k}"));
+        let n_embd = key("embedding_length").unwrap_or(0);
+        let n_head = key("attention.head_count").unwrap_or(1).max(1);
+        let n_head_kv = key("attention.head_count_kv").unwrap_or(n_head).max(1);
+        let head = n_embd / n_head;
+        let k_head = key("attention.key_length").unwrap_or(head);
+        let v_head = key("attention.value_length").unwrap_or(head);
+        let n_vocab = g
+            .tensors
+            .iter()
+            .find(|t| t.name == "token_embd.weight")
+            .and_then(|t| t.dims.get(1).copied())
+            .unwrap_or(32_000);
+        ModelShape {
+            file_bytes,
+            n_layer: key("block_count").unwrap_or(0),
+            n_embd,
+            n_ff: key("feed_forward_length").unwrap_or(4 * n_embd),
+            n_vocab,
+            k_width: n_head_kv * k_head,
+            v_width: n_head_kv * v_head,
+            trained_context: key("context_length"),
+        }
+    }
+}
+
+fn file_len(p: &Path) -> Result<u64, SchedulerError> {
+    std::fs::metadata(p)
+        .map(|m| m.len())
+        .map_err(|e| SchedulerError::Load(format!("reading {}: {e}", p.display())))
+}
+
+/// A runner's expected resident memory, by part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Estimate {
+    /// The runner process without a model.
+    pub baseline: u64,
+    /// Model weights.
+    pub weights: u64,
+    /// KV cache.
+    pub kv_cache: u64,
+    /// Compute and output buffers.
+    pub compute: u64,
+    /// The sum.
+    pub total: u64,
+}
+
+/// The memory of `shape` served with `slots` slots of `slot_context` tokens each.
+pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32) -> Estimate {
+    let cells = u64::from(slots) * u64::from(slot_context);
+    let kv_cache = shape.n_layer * cells * (shape.k_width + shape.v_width) * 2;
+    // Per micro-batch token: f32 logits over the vocabulary plus the largest activations;
+    // and the f16 attention mask over every cell.
+    let compute = 4 * UBATCH * (shape.n_vocab + 4 * shape.n_embd + shape.n_ff) + 2 * UBATCH * cells;
+    let baseline = RUNNER_BASELINE;
+    Estimate {
+        baseline,
+        weights: shape.file_bytes,
+        kv_cache,
+        compute,
+        total: baseline + shape.file_bytes + kv_cache + compute,
+    }
+}
+
+/// Bytes the machine can still give: `MemAvailable`, bounded by the cgroup's headroom.
+pub fn available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let mem = meminfo.as_deref().and_then(mem_available);
+    match (mem, cgroup_headroom()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn mem_available(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
+}
+
+/// `memory.max - memory.current` of this process's cgroup (v2), when limited.
+fn cgroup_headroom() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    let max = std::fs::read_to_string(dir.join("memory.max")).ok()?;
+    let max: u64 = max.trim().parse().ok()?; // "max" means unlimited
+    let current: u64 = std::fs::read_to_string(dir.join("memory.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// Resident memory of a process, from `/proc/PID/status`.
+pub fn resident(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_cache_scales_with_cells_and_layers() {
+        let shape = ModelShape {
+            file_bytes: 100 << 20,
+            n_layer: 12,
+            n_embd: 768,
+            n_ff: 2048,
+            n_vocab: 32_000,
+            k_width: 768,
+            v_width: 768,
+            trained_context: Some(2048),
+        };
+        let one = estimate(&shape, 1, 512);
+        assert_eq!(one.kv_cache, 12 * 512 * 1536 * 2);
+        let four = estimate(&shape, 4, 2048);
+        assert_eq!(four.kv_cache, 16 * one.kv_cache);
+        assert_eq!(
+            four.total,
+            four.baseline + four.weights + four.kv_cache + four.compute
+        );
+        assert!(four.compute > one.compute);
+    }
+
+    #[test]
+    fn reads_meminfo() {
+        let text = "MemTotal:       24000000 kB\nMemAvailable:   1000 kB\n";
+        assert_eq!(mem_available(text), Some(1_024_000));
+        assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
+        assert!(available().is_some(), "Linux has /proc/meminfo");
+        assert!(resident(std::process::id()).unwrap() > 1 << 20);
+    }
+
+    #[test]
+    fn reads_the_shape_of_a_generated_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.gguf");
+        modelrunner_testkit::LlamaSpec::tiny()
+            .build(1)
+            .write_file(&p)
+            .unwrap();
+        let s = ModelShape::read(std::slice::from_ref(&p)).unwrap();
+        assert_eq!(s.n_layer, 2);
+        assert_eq!(s.n_embd, 64);
+        assert_eq!(s.k_width, 32, "2 KV heads of 16");
+        assert_eq!(s.n_vocab, 320);
+        assert_eq!(s.trained_context, Some(512));
+        assert_eq!(s.file_bytes, std::fs::metadata(&p).unwrap().len());
+    }
+}

@@ -148,3 +148,146 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+impl Daemon {
+    /// The daemon's process ID.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a plain syscall on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the daemon to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// `URL + path`.
+    pub fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Packages the trained stories260K model as `tag` when it is present (returns
+    /// true), else a generated tiny model (whose text is noise; returns false).
+    pub fn package_chat_model(&self, tag: &str) -> bool {
+        match modelrunner_testkit::stories260k() {
+            Some(p) => {
+                self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
+                true
+            }
+            None => {
+                self.package_tiny(tag, 1);
+                false
+            }
+        }
+    }
+
+    /// Packages a generated tiny llama as `tag`.
+    pub fn package_tiny(&self, tag: &str, seed: u64) {
+        let p = self.dir.path().join(format!("tiny{seed}.gguf"));
+        modelrunner_testkit::LlamaSpec::tiny()
+            .build(seed)
+            .write_file(&p)
+            .unwrap();
+        self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Runner processes serving sockets under `store` (their command line names it).
+pub fn runner_pids(store: &Path) -> Vec<i32> {
+    let needle = store.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "runner")
+            && args.iter().any(|a| a.starts_with(&needle))
+            && alive(pid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// POSTs JSON; returns status, headers and the JSON answer (`Null` when not JSON).
+pub async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    serde_json::Value,
+) {
+    let r = c.post(url).json(body).send().await.expect("request");
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// GETs JSON.
+pub async fn get(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    c.get(url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Reads a whole SSE answer into its `data:` payloads (`[DONE]` included as a string).
+pub async fn sse_data(r: reqwest::Response) -> Vec<String> {
+    let text = r.text().await.unwrap_or_default();
+    text.split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(str::to_string)
+        .collect()
+}

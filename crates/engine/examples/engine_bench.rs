@@ -71,7 +71,7 @@ fn main() {
                             total_gen += u64::from(usage.completion_tokens);
                             break;
                         }
-                        Event::Error { message } => panic!("{message}"),
+                        Event::Error { message, .. } => panic!("{message}"),
                         _ => {}
                     }
                 }

@@ -148,9 +148,7 @@ impl RunnerClient {
                     if let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = buf.drain(..=nl).collect();
                         let ev = serde_json::from_slice::<Event>(&line).unwrap_or_else(|e| {
-                            Event::Error {
-                                message: format!("bad event from the runner: {e}"),
-                            }
+                            Event::failure(format!("bad event from the runner: {e}"))
                         });
                         let end = !matches!(ev, Event::Token { .. });
                         return Some((ev, (body, buf, end)));
@@ -163,17 +161,13 @@ impl RunnerClient {
                         }
                         Some(Err(e)) => {
                             return Some((
-                                Event::Error {
-                                    message: format!("the runner stopped mid-stream: {e}"),
-                                },
+                                Event::failure(format!("the runner stopped mid-stream: {e}")),
                                 (body, buf, true),
                             ));
                         }
                         None => {
                             return Some((
-                                Event::Error {
-                                    message: "the runner stopped mid-stream".into(),
-                                },
+                                Event::failure("the runner stopped mid-stream"),
                                 (body, buf, true),
                             ));
                         }

@@ -129,7 +129,7 @@ pub async fn collect(
         match ev {
             Event::Token { text: t, .. } => text.push_str(&t),
             done @ Event::Done { .. } => return Ok((text, done)),
-            Event::Error { message } => return Err(EngineError::Internal(message)),
+            Event::Error { message, .. } => return Err(EngineError::Internal(message)),
         }
     }
     Err(EngineError::Stopped(

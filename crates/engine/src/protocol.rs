@@ -295,7 +295,78 @@ pub enum Event {
     Error {
         /// What went wrong.
         message: String,
+        /// For a prompt that does not fit: (prompt tokens, context tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<(u32, u32)>,
+        /// For an invalid request: the parameter at fault.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        param: Option<String>,
     },
+}
+
+impl Event {
+    /// An error event that keeps what a client needs to answer with the right status.
+    pub fn error(e: &EngineError) -> Event {
+        let (context, param) = match e {
+            EngineError::ContextLength { prompt, context } => (Some((*prompt, *context)), None),
+            EngineError::InvalidParam { param, .. } => (None, Some(param.clone())),
+            _ => (None, None),
+        };
+        let message = match e {
+            EngineError::InvalidParam { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Event::Error {
+            message,
+            context,
+            param,
+        }
+    }
+
+    /// A failure event from a plain message.
+    pub fn failure(message: impl Into<String>) -> Event {
+        Event::Error {
+            message: message.into(),
+            context: None,
+            param: None,
+        }
+    }
+
+    /// For an error event: the engine error it stands for (a rejected request keeps its
+    /// kind; anything else is internal).
+    pub fn as_error(&self) -> Option<EngineError> {
+        match self {
+            Event::Error {
+                context: Some((prompt, context)),
+                ..
+            } => Some(EngineError::ContextLength {
+                prompt: *prompt,
+                context: *context,
+            }),
+            Event::Error {
+                param: Some(param),
+                message,
+                ..
+            } => Some(EngineError::InvalidParam {
+                param: param.clone(),
+                message: message.clone(),
+            }),
+            Event::Error { message, .. } => Some(EngineError::Internal(message.clone())),
+            _ => None,
+        }
+    }
+
+    /// Whether this error event rejects the request before any generation (the client
+    /// should get a 4xx, not a broken stream).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Event::Error {
+                context: Some(_),
+                ..
+            } | Event::Error { param: Some(_), .. }
+        )
+    }
 }
 
 /// Tokenize request.

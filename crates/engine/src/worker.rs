@@ -418,9 +418,7 @@ impl Loop<'_> {
             }
             match self.prepare(&req) {
                 Err(e) => {
-                    let _ = events.send(Event::Error {
-                        message: e.to_string(),
-                    });
+                    let _ = events.send(Event::error(&e));
                 }
                 Ok((prompt, sampler, max_new)) => {
                     let best = self
@@ -570,9 +568,7 @@ impl Loop<'_> {
             for slot in &mut self.slots {
                 if let Some(a) = slot.active.take() {
                     if a.batch_idx.is_some() || a.fed > 0 {
-                        let _ = a.events.send(Event::Error {
-                            message: format!("decode failed: {e}"),
-                        });
+                        let _ = a.events.send(Event::failure(format!("decode failed: {e}")));
                         let _ = ctx.clear_kv_cache_seq(Some(slot.id as u32), None, None);
                         slot.cache.clear();
                     } else {

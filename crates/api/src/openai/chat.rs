@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tracing::instrument;
 
 use super::request::ChatCompletionRequest;
-use super::{chat_logprob, finish, preload_only, sse, usage_json, Meta};
+use super::{chat_logprob, finish, preload_only, sse, start, usage_json, Meta};
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -28,7 +28,7 @@ pub(crate) async fn chat_completions(
     if preload_only(&headers) {
         return Ok(StatusCode::OK.into_response());
     }
-    let mut events = Box::pin(guard.client().stream("/chat", &engine_req).await?);
+    let mut events = Box::pin(start(&guard, "/chat", &engine_req).await?);
     let meta = Meta::new("chatcmpl", &req.model);
     let logprobs = req.logprobs;
     if !req.gen.stream {
@@ -68,7 +68,7 @@ pub(crate) async fn chat_completions(
                     }))
                     .into_response());
                 }
-                Event::Error { message } => return Err(failed(&message)),
+                Event::Error { message, .. } => return Err(failed(&message)),
             }
         }
         return Err(failed("the runner ended the stream without a result"));
@@ -135,7 +135,7 @@ pub(crate) async fn chat_completions(
                     out.push(sse::done());
                     out
                 }
-                Event::Error { message } => vec![sse::error_frame(&message)],
+                Event::Error { message, .. } => vec![sse::error_frame(&message)],
             }
         })
         .flat_map(futures::stream::iter);

@@ -12,7 +12,7 @@ use tracing::instrument;
 
 use super::chat::failed;
 use super::request::CompletionRequest;
-use super::{add_usage, finish, preload_only, sse, usage_json, Meta};
+use super::{add_usage, finish, preload_only, sse, start, usage_json, Meta};
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -70,7 +70,7 @@ pub(crate) async fn completions(
         } else {
             String::new()
         });
-        let s = g.client().stream("/generate", r).await?;
+        let s = start(g, "/generate", r).await?;
         streams.push(Box::pin(s.map(move |e| (i, e))));
     }
     let n = streams.len();
@@ -98,7 +98,7 @@ pub(crate) async fn completions(
                     fins[i] = Some(finish_reason);
                     add_usage(&mut usage, &u);
                 }
-                Event::Error { message } => return Err(failed(&message)),
+                Event::Error { message, .. } => return Err(failed(&message)),
             }
         }
         drop(guards);
@@ -189,7 +189,7 @@ pub(crate) async fn completions(
                     }
                     out
                 }
-                Event::Error { message } => vec![sse::error_frame(&message)],
+                Event::Error { message, .. } => vec![sse::error_frame(&message)],
             }
         })
         // After an error nothing more is sent, not even other prompts' tokens.

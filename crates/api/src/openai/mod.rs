@@ -14,9 +14,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
+use futures::{Stream, StreamExt};
 use modelrunner_engine::protocol::TokenLogprob;
-use modelrunner_engine::{FinishReason, Usage};
+use modelrunner_engine::{Event, FinishReason, Usage};
+use modelrunner_scheduler::RunnerGuard;
+use serde::Serialize;
 use serde_json::{json, Value};
+
+use crate::ApiError;
+
+/// Starts a generation and waits for its first event, so that a request the engine
+/// rejects (a prompt longer than the context, a grammar that does not compile) gets a
+/// 400 rather than a stream that fails.
+pub(crate) async fn start(
+    guard: &RunnerGuard,
+    path: &str,
+    body: &impl Serialize,
+) -> Result<impl Stream<Item = Event> + Send + 'static, ApiError> {
+    let mut s = Box::pin(guard.client().stream(path, body).await?);
+    let first = s
+        .next()
+        .await
+        .unwrap_or_else(|| Event::failure("the runner ended the stream without a result"));
+    if first.is_rejection() {
+        return Err(first.as_error().expect("an error event").into());
+    }
+    Ok(futures::stream::iter([first]).chain(s))
+}
 
 /// Identity of one response, shared by its chunks.
 #[derive(Debug, Clone)]

@@ -94,6 +94,10 @@ pub enum Maintenance {
     /// by the daemon; not for people)
     #[command(hide = true)]
     Runner(RunnerArgs),
+    /// Print the resident memory of an idle runner process in bytes (used by the daemon
+    /// for memory estimates; not for people)
+    #[command(hide = true)]
+    RunnerBaseline,
 }
 
 /// Arguments of the hidden runner subcommand.

@@ -110,6 +110,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The hidden runner subcommand: one model, served on a Unix socket.
+/// Runs the hidden `runner-baseline` subcommand: the runner's runtime and llama.cpp's
+/// backend without a model; prints the resident memory.
+fn runner_baseline() -> std::process::ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(async { modelrunner_engine::baseline_rss() }) {
+        Ok(b) => {
+            println!("{b}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("modelrunnerd runner-baseline: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_runner(r: config::RunnerArgs) -> std::process::ExitCode {
     let config = modelrunner_engine::RunnerConfig {
         engine: modelrunner_engine::EngineConfig {
@@ -169,7 +189,7 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
             );
             Ok(r.is_clean())
         }
-        Maintenance::Runner(_) => unreachable!("handled before"),
+        Maintenance::Runner(_) | Maintenance::RunnerBaseline => unreachable!("handled before"),
         Maintenance::Gc => {
             let r = store.gc()?;
             println!(
@@ -197,8 +217,10 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_logging(config.log_format);
-    if let Some(Maintenance::Runner(r)) = args.command {
-        return run_runner(r);
+    match args.command {
+        Some(Maintenance::Runner(r)) => return run_runner(r),
+        Some(Maintenance::RunnerBaseline) => return runner_baseline(),
+        _ => {}
     }
     if let Some(m) = args.command {
         return match maintain(&config, m) {

@@ -27,4 +27,4 @@ pub use engine::{collect, Engine, QUEUE_LIMIT};
 pub use error::EngineError;
 pub use protocol::{Event, FinishReason, GenerateRequest, Prompt, Props, SamplingParams, Usage};
 pub use runner::{serve, RunnerConfig};
-pub use worker::{rss_bytes, EngineConfig};
+pub use worker::{baseline_rss, rss_bytes, EngineConfig};

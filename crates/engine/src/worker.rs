@@ -149,6 +149,13 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// llama.cpp's backend, initialised once per process (it cannot be initialised twice).
+/// Initialises llama.cpp's backend without loading a model and returns this process's
+/// resident memory: a runner's baseline, for memory estimates.
+pub fn baseline_rss() -> Result<u64, EngineError> {
+    backend()?;
+    Ok(rss_bytes())
+}
+
 fn backend() -> Result<&'static LlamaBackend, EngineError> {
     static BACKEND: std::sync::OnceLock<Result<LlamaBackend, String>> = std::sync::OnceLock::new();
     BACKEND

@@ -1,9 +1,13 @@
 //! How much memory a runner will need, and how much the machine can give.
 //!
 //! The estimate is what a loaded runner keeps resident once its slots have been used:
-//! the process itself, the weights (memory-mapped, but every page is read), the KV cache
-//! (f16 keys and values for every cell of every slot), and llama.cpp's compute buffers
-//! (dominated by the logits of one micro-batch and the attention mask).
+//! - the process itself (measured once by running an idle runner);
+//! - the weights (memory-mapped, but every page is read), plus the copy llama.cpp makes
+//!   of the block matrices when it repacks them for the CPU's AMX tiles;
+//! - the KV cache (f16 keys and values for every cell of every slot, zeroed at load);
+//! - the compute buffers as far as a generation touches them (one micro-batch of
+//!   activations, the attention mask over every cell, one row of logits per slot) and the
+//!   context's fixed overhead (graph metadata, thread pools).
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +16,30 @@ use serde::Serialize;
 
 use crate::error::SchedulerError;
 
-/// Resident memory of a runner process before any model is loaded: code, libraries,
-/// the tokio runtime and thread stacks (measured at about 12 MiB in a release build).
-pub const RUNNER_BASELINE: u64 = 14 << 20;
+/// Resident memory of a runner process before any model is loaded (code, libraries, the
+/// tokio runtime, llama.cpp's backend), when it cannot be measured: about 12 MiB in a
+/// release build. The scheduler measures it once by running an idle runner.
+pub const RUNNER_BASELINE: u64 = 12 << 20;
 
 /// Micro-batch llama.cpp reserves compute buffers for.
 const UBATCH: u64 = 512;
+
+/// A llama.cpp context's fixed overhead: graph metadata, the scheduler, thread pools
+/// (measured at about 8 MiB beside the parts estimated one by one).
+const CONTEXT_OVERHEAD: u64 = 8 << 20;
+
+/// ggml types the AMX backend repacks (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS).
+const AMX_TYPES: [u32; 7] = [2, 3, 8, 12, 13, 14, 23];
+
+/// Whether llama.cpp (built for this CPU) repacks weights for AMX here.
+pub fn cpu_has_amx() -> bool {
+    static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMX.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .map(|c| c.split_whitespace().any(|f| f == "amx_int8"))
+            .unwrap_or(false)
+    })
+}
 
 /// The shape of a model, read from its GGUF header(s).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +60,8 @@ pub struct ModelShape {
     pub v_width: u64,
     /// Trained context length.
     pub trained_context: Option<u64>,
+    /// Bytes of block matrices in types the AMX backend repacks.
+    pub amx_bytes: u64,
 }
 
 fn num(g: &GgufFile, key: &str) -> Option<u64> {
@@ -79,7 +103,16 @@ impl ModelShape {
             .find(|t| t.name == "token_embd.weight")
             .and_then(|t| t.dims.get(1).copied())
             .unwrap_or(32_000);
+        let amx_bytes = g
+            .tensors
+            .iter()
+            .filter(|t| {
+                t.name.starts_with("blk.") && t.dims.len() == 2 && AMX_TYPES.contains(&t.ggml_type)
+            })
+            .map(|t| t.bytes)
+            .sum();
         ModelShape {
+            amx_bytes,
             file_bytes,
             n_layer: key("block_count").unwrap_or(0),
             n_embd,
@@ -105,6 +138,8 @@ pub struct Estimate {
     pub baseline: u64,
     /// Model weights.
     pub weights: u64,
+    /// The repacked copy of the weights (AMX), when made.
+    pub repacked: u64,
     /// KV cache.
     pub kv_cache: u64,
     /// Compute and output buffers.
@@ -113,20 +148,30 @@ pub struct Estimate {
     pub total: u64,
 }
 
-/// The memory of `shape` served with `slots` slots of `slot_context` tokens each.
-pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32) -> Estimate {
+/// The memory of `shape` served with `slots` slots of `slot_context` tokens each, by a
+/// process whose own baseline is `baseline` bytes.
+pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32, baseline: u64) -> Estimate {
     let cells = u64::from(slots) * u64::from(slot_context);
     let kv_cache = shape.n_layer * cells * (shape.k_width + shape.v_width) * 2;
-    // Per micro-batch token: f32 logits over the vocabulary plus the largest activations;
-    // and the f16 attention mask over every cell.
-    let compute = 4 * UBATCH * (shape.n_vocab + 4 * shape.n_embd + shape.n_ff) + 2 * UBATCH * cells;
-    let baseline = RUNNER_BASELINE;
+    // f32 activations of one micro-batch, the f16 attention mask over every cell, one
+    // row of f32 logits per slot.
+    let compute = 4 * UBATCH * (4 * shape.n_embd + shape.n_ff)
+        + 2 * UBATCH * cells
+        + 4 * u64::from(slots) * shape.n_vocab
+        + CONTEXT_OVERHEAD;
+    // AMX keeps a Q8_0 block of 34 bytes as 38 (quants, scale, compensation).
+    let repacked = if cpu_has_amx() {
+        shape.amx_bytes * 38 / 34
+    } else {
+        0
+    };
     Estimate {
         baseline,
         weights: shape.file_bytes,
+        repacked,
         kv_cache,
         compute,
-        total: baseline + shape.file_bytes + kv_cache + compute,
+        total: baseline + shape.file_bytes + repacked + kv_cache + compute,
     }
 }
 
@@ -200,14 +245,15 @@ mod tests {
             k_width: 768,
             v_width: 768,
             trained_context: Some(2048),
+            amx_bytes: 0,
         };
-        let one = estimate(&shape, 1, 512);
+        let one = estimate(&shape, 1, 512, RUNNER_BASELINE);
         assert_eq!(one.kv_cache, 12 * 512 * 1536 * 2);
-        let four = estimate(&shape, 4, 2048);
+        let four = estimate(&shape, 4, 2048, RUNNER_BASELINE);
         assert_eq!(four.kv_cache, 16 * one.kv_cache);
         assert_eq!(
             four.total,
-            four.baseline + four.weights + four.kv_cache + four.compute
+            four.baseline + four.weights + four.repacked + four.kv_cache + four.compute
         );
         assert!(four.compute > one.compute);
     }

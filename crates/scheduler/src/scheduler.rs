@@ -133,6 +133,8 @@ pub struct Scheduler {
     closing: AtomicBool,
     /// Cancelled at shutdown; ends the reaper.
     shutdown: CancellationToken,
+    /// A runner's own resident memory, measured once.
+    baseline: tokio::sync::OnceCell<u64>,
 }
 
 /// A request's hold on a runner: a slot or queue place, released when dropped.
@@ -281,6 +283,7 @@ impl Scheduler {
             reaper: Notify::new(),
             closing: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
+            baseline: tokio::sync::OnceCell::new(),
         });
         tokio::spawn(reap_idle(Arc::downgrade(&sched), sched.shutdown.clone()));
         Ok(sched)
@@ -601,7 +604,7 @@ impl Scheduler {
         }
         let mut last = None;
         for (i, ctx) in candidates.iter().enumerate() {
-            let est = memory::estimate(shape, slots, *ctx);
+            let est = memory::estimate(shape, slots, *ctx, self.baseline().await);
             match self.make_room(spec, &est).await {
                 Ok(()) => {
                     if i > 0 {
@@ -613,6 +616,37 @@ impl Scheduler {
             }
         }
         Err(last.expect("at least one candidate"))
+    }
+
+    /// A runner's resident memory without a model: `PROGRAM runner-baseline`, run once.
+    async fn baseline(&self) -> u64 {
+        *self
+            .baseline
+            .get_or_init(|| async {
+                let out = tokio::process::Command::new(&self.cfg.program)
+                    .arg("runner-baseline")
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .output()
+                    .await;
+                let measured = out.ok().and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                });
+                match measured {
+                    Some(b) => {
+                        info!(baseline = b, "measured a runner's own memory");
+                        b
+                    }
+                    None => {
+                        warn!("cannot measure a runner's own memory; assuming the usual");
+                        memory::RUNNER_BASELINE
+                    }
+                }
+            })
+            .await
     }
 
     /// Unloads idle runners, least recently used first, until `est` fits.
@@ -648,8 +682,9 @@ impl Scheduler {
                     model: spec.name.clone(),
                     need: est.total,
                     breakdown: format!(
-                        "weights {}, KV cache {}, compute {}, process {}",
+                        "weights {} (+{} repacked), KV cache {}, compute {}, process {}",
                         format_bytes(est.weights),
+                        format_bytes(est.repacked),
                         format_bytes(est.kv_cache),
                         format_bytes(est.compute),
                         format_bytes(est.baseline)

@@ -1,0 +1,385 @@
+//! Model lifecycle against the real daemon: on-demand loading, one load for concurrent
+//! first requests, keep-alive, LRU eviction under a memory limit, refusal when nothing
+//! fits, crash and hang supervision, overload, client disconnects, SIGTERM, restarts.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use modelrunner_e2e::{alive, get, post, runner_pids, sse_data, wait_until, Daemon};
+use serde_json::{json, Value};
+
+fn chat(model: &str, max_tokens: u32, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Tell me a story"}],
+           "max_tokens": max_tokens, "stream": stream, "temperature": 0})
+}
+
+async fn ps(c: &reqwest::Client, d: &Daemon) -> Vec<Value> {
+    get(c, &d.u("/engines/ps"))
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Starts a streaming chat and reads until its first content chunk, so it certainly
+/// holds a slot; returns the rest of the body stream.
+async fn streaming(
+    c: &reqwest::Client,
+    d: &Daemon,
+    model: &str,
+) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> {
+    let r = c
+        .post(d.u("/v1/chat/completions"))
+        .json(&chat(model, 100_000, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut s = Box::pin(r.bytes_stream());
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data: ").count() < 2 {
+        seen.push_str(&String::from_utf8_lossy(&s.next().await.unwrap().unwrap()));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loads_on_demand_once_for_concurrent_first_requests() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    assert!(ps(&c, &d).await.is_empty(), "nothing loads at startup");
+    assert!(runner_pids(&d.store).is_empty());
+    let (url, body) = (d.u("/v1/chat/completions"), chat("stories", 4, false));
+    let reqs = (0..8).map(|_| post(&c, &url, &body));
+    for (s, _, v) in futures::future::join_all(reqs).await {
+        assert_eq!(s, 200, "{v}");
+    }
+    let runners = ps(&c, &d).await;
+    assert_eq!(runners.len(), 1, "{runners:?}");
+    assert_eq!(
+        runner_pids(&d.store),
+        vec![runners[0]["pid"].as_i64().unwrap() as i32]
+    );
+    let r = &runners[0];
+    assert_eq!(r["backend_name"], "llama.cpp");
+    assert_eq!(r["model_name"], "docker.io/ai/stories:latest");
+    assert_eq!(r["in_use"], false);
+    assert_eq!(r["loading"], false);
+    assert_eq!(r["keep_alive"], "5m0s");
+    assert!(r["last_used"].as_str().unwrap().ends_with('Z'));
+    // X-Preload-Only loads without generating.
+    d.package_tiny("tiny", 7);
+    let r = c
+        .post(d.u("/engines/v1/chat/completions"))
+        .header("X-Preload-Only", "true")
+        .json(&chat("tiny", 1, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "");
+    assert_eq!(ps(&c, &d).await.len(), 2);
+    // Unload by name, then all.
+    let (_, _, v) = post(&c, &d.u("/engines/unload"), &json!({"models": ["tiny"]})).await;
+    assert_eq!(v["unloaded_runners"], 1);
+    let (_, _, v) = post(&c, &d.u("/engines/unload"), &json!({"all": true})).await;
+    assert_eq!(v["unloaded_runners"], 1);
+    assert!(ps(&c, &d).await.is_empty());
+    wait_until("runners to exit", Duration::from_secs(5), || {
+        runner_pids(&d.store).is_empty()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_alive_expires_idle_models() {
+    let d = Daemon::start(&["--keep-alive", "1s"]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    assert_eq!(ps(&c, &d).await[0]["keep_alive"], "1s");
+    let start = Instant::now();
+    wait_until("the idle model to unload", Duration::from_secs(10), || {
+        runner_pids(&d.store).is_empty()
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "unloaded too early"
+    );
+    assert!(ps(&c, &d).await.is_empty());
+    // Per request: "0" unloads as soon as the request ends; -1 never.
+    let mut body = chat("stories", 2, false);
+    body["keep_alive"] = json!("0");
+    post(&c, &d.u("/v1/chat/completions"), &body).await;
+    wait_until("keep_alive 0 to unload", Duration::from_secs(5), || {
+        runner_pids(&d.store).is_empty()
+    });
+    body["keep_alive"] = json!(-1);
+    post(&c, &d.u("/v1/chat/completions"), &body).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let runners = ps(&c, &d).await;
+    assert_eq!(runners.len(), 1);
+    assert_eq!(runners[0]["keep_alive"], "-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
+    // Measure both models' estimates without a limit first.
+    let d = Daemon::start(&[]);
+    d.package_chat_model("a");
+    d.package_tiny("b", 3);
+    let c = reqwest::Client::new();
+    // Explicit context sizes: a default context would shrink to fit instead.
+    for m in ["a", "b"] {
+        let (s, _, _) = post(
+            &c,
+            &d.u("/engines/_configure"),
+            &json!({"model": m, "context-size": 512}),
+        )
+        .await;
+        assert_eq!(s, 202);
+    }
+    post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    let est: Vec<u64> = ps(&c, &d)
+        .await
+        .iter()
+        .map(|r| r["estimated_memory"]["total"].as_u64().unwrap())
+        .collect();
+    let (dir, store) = d.stop();
+    // Room for either model alone, not both.
+    let limit = est[0].max(est[1]) + est[0].min(est[1]) / 2;
+    let d = Daemon::start_in(dir, store, &["--memory-limit", &limit.to_string()]);
+    post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    let names: Vec<String> = ps(&c, &d)
+        .await
+        .iter()
+        .map(|r| r["model_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["docker.io/ai/b:latest"],
+        "a was idle and least recently used"
+    );
+    wait_until("a's runner to exit", Duration::from_secs(5), || {
+        runner_pids(&d.store).len() == 1
+    });
+    // b busy: a cannot evict it, and is refused with the numbers.
+    let held = streaming(&c, &d, "b").await;
+    let (s, _, v) = post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    assert_eq!(s, 507, "{v}");
+    assert_eq!(v["error"]["code"], "insufficient_memory");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("needs about") && msg.contains("KV cache") && msg.contains("memory limit"),
+        "{msg}"
+    );
+    drop(held);
+    // A model that can never fit, whatever is unloaded.
+    let (s, _, _) = post(
+        &c,
+        &d.u("/engines/_configure"),
+        &json!({"model": "a", "context-size": 1 << 20}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let (s, _, v) = post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    assert_eq!(s, 507, "{v}");
+    // The daemon keeps serving.
+    let (s, _, _) = post(
+        &c,
+        &d.u("/v1/completions"),
+        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_runner_fails_its_streams_fast_and_reloads() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    let mut s = streaming(&c, &d, "stories").await;
+    let pid = ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32;
+    let killed = Instant::now();
+    // SAFETY: killing the runner we just looked up.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let mut rest = String::new();
+    while let Some(Ok(b)) = s.next().await {
+        rest.push_str(&String::from_utf8_lossy(&b));
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        rest.contains("\"error\""),
+        "the stream ends with an error event: {rest}"
+    );
+    assert!(!rest.contains("[DONE]"), "never a fake [DONE]");
+    wait_until(
+        "the dead runner to leave ps",
+        Duration::from_secs(2),
+        || futures::executor::block_on(ps(&c, &d)).is_empty(),
+    );
+    let (st, _, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 3, false)).await;
+    assert_eq!(st, 200, "{v}");
+    let new_pid = ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32;
+    assert_ne!(new_pid, pid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_runner_is_killed_and_replaced() {
+    let d = Daemon::start(&["--health-interval", "200ms"]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    let pid = ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: stopping the runner we just looked up.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_until(
+        "the hung runner to be killed",
+        Duration::from_secs(15),
+        || !alive(pid),
+    );
+    let (st, _, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_ne!(ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32, pid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_is_refused_fast_and_disconnects_free_slots() {
+    let d = Daemon::start(&["--parallel", "1", "--max-queue", "1"]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    let first = streaming(&c, &d, "stories").await;
+    // The second waits in the queue; the third is refused at once.
+    let queued = tokio::spawn({
+        let (c, url) = (c.clone(), d.u("/v1/chat/completions"));
+        async move { post(&c, &url, &chat("stories", 3, false)).await }
+    });
+    wait_until(
+        "the second request to queue",
+        Duration::from_secs(5),
+        || futures::executor::block_on(ps(&c, &d))[0]["requests"] == 2,
+    );
+    let t = Instant::now();
+    let (s, h, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 3, false)).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(h["retry-after"], "1");
+    assert_eq!(v["error"]["code"], "model_busy");
+    // The client of the first goes away: its slot frees, the queued one runs.
+    drop(first);
+    let (s, _, v) = tokio::time::timeout(Duration::from_secs(10), queued)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    wait_until("no requests left", Duration::from_secs(5), || {
+        futures::executor::block_on(ps(&c, &d))[0]["requests"] == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_finish_then_stops_runners() {
+    let mut d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    post(&c, &d.u("/v1/chat/completions"), &chat("stories", 1, false)).await;
+    let pid = runner_pids(&d.store)[0];
+    let r = c
+        .post(d.u("/v1/completions"))
+        .json(&json!({"model": "stories", "prompt": "Once", "max_tokens": 300, "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    d.signal(libc::SIGTERM);
+    let data = sse_data(r).await;
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "the request in flight finished"
+    );
+    assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
+    assert!(!alive(pid), "the runner stopped with the daemon");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_persist_and_a_killed_daemon_leaves_nothing_behind() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let c = reqwest::Client::new();
+    let (s, _, v) = post(
+        &c,
+        &d.u("/engines/_configure"),
+        &json!({"model": "stories", "context-size": 512, "keep_alive": "-1", "runtime-flags": ["--parallel", "2"]}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let (s, _, v) = post(
+        &c,
+        &d.u("/engines/_configure"),
+        &json!({"model": "stories", "runtime-flags": ["--model", "/etc/passwd"]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    wait_until("the preload", Duration::from_secs(10), || {
+        runner_pids(&d.store).len() == 1
+    });
+    let pid = runner_pids(&d.store)[0];
+    d.signal(libc::SIGKILL);
+    wait_until("the orphaned runner to die", Duration::from_secs(5), || {
+        !alive(pid)
+    });
+    let (dir, store) = d.stop();
+    let d = Daemon::start_in(dir, store, &[]);
+    let cfg = get(&c, &d.u("/engines/_configure?model=stories")).await;
+    assert_eq!(cfg[0]["Config"]["context-size"], 512, "{cfg}");
+    assert_eq!(cfg[0]["Config"]["parallel"], 2);
+    assert_eq!(cfg[0]["Mode"], "completion");
+    let run_dir = d.store.join("run");
+    assert_eq!(
+        std::fs::read_dir(&run_dir).unwrap().count(),
+        0,
+        "stale sockets removed"
+    );
+    post(&c, &d.u("/v1/chat/completions"), &chat("stories", 1, false)).await;
+    let r = &ps(&c, &d).await[0];
+    assert_eq!(r["context_size"], 512);
+    assert_eq!(r["slots"], 2);
+    assert_eq!(r["keep_alive"], "-1");
+}

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+scripts/sdk.sh
 if [ ! -f ../shared/models/stories260K.gguf ]; then
   echo "test: ../shared/models/stories260K.gguf is missing; tests that need it check less (and fail under CI=true)" >&2
 fi

@@ -92,6 +92,33 @@ impl Daemon {
         out
     }
 
+    /// Runs the CLI with `input` on stdin; returns its output.
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("modelrunner"))
+            .args(args)
+            .env("MODEL_RUNNER_HOST", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running modelrunner");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing stdin");
+        let out = child.wait_with_output().expect("modelrunner output");
+        eprintln!(
+            "$ modelrunner {} < {input:?}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Runs the CLI and expects success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);

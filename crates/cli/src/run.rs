@@ -21,6 +21,22 @@ pub struct RunArgs {
     /// Load the model in the background and return
     #[arg(short, long)]
     pub detach: bool,
+    /// Chat turn by turn from stdin even when it is not a terminal
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Most tokens per answer (default: until the model stops or the context is full)
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0 is greedy; default: the engine's)
+    #[arg(long)]
+    pub temperature: Option<f32>,
+}
+
+/// Generation options of a `run`.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
 }
 
 /// Makes sure the model is in the store, pulling it when the daemon can.
@@ -74,8 +90,14 @@ async fn ensure_model(c: &Client, model: &str) -> anyhow::Result<()> {
 }
 
 /// Streams one chat completion to stdout; returns the answer.
-async fn chat(c: &Client, model: &str, messages: &[Value]) -> anyhow::Result<String> {
-    let body = json!({"model": model, "messages": messages, "stream": true});
+async fn chat(c: &Client, model: &str, messages: &[Value], o: Options) -> anyhow::Result<String> {
+    let mut body = json!({"model": model, "messages": messages, "stream": true});
+    if let Some(m) = o.max_tokens {
+        body["max_tokens"] = json!(m);
+    }
+    if let Some(t) = o.temperature {
+        body["temperature"] = json!(t);
+    }
     let resp = c.send(c.request(Method::POST, CHAT).json(&body)).await?;
     let mut stream = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
@@ -145,6 +167,10 @@ fn read_turn(input: &mut impl BufRead) -> anyhow::Result<Option<String>> {
 /// `modelrunner run`.
 pub async fn run(c: &Client, args: RunArgs) -> anyhow::Result<()> {
     ensure_model(c, &args.model).await?;
+    let o = Options {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+    };
     if args.detach {
         let body = json!({"model": args.model, "messages": [{"role": "user", "content": ""}]});
         c.send(
@@ -158,7 +184,7 @@ pub async fn run(c: &Client, args: RunArgs) -> anyhow::Result<()> {
     }
     let stdin = std::io::stdin();
     let mut prompt = args.prompt.join(" ");
-    if prompt.is_empty() && !stdin.is_terminal() {
+    if prompt.is_empty() && !stdin.is_terminal() && !args.interactive {
         stdin.lock().read_to_string(&mut prompt)?;
     }
     if !prompt.trim().is_empty() {
@@ -166,6 +192,7 @@ pub async fn run(c: &Client, args: RunArgs) -> anyhow::Result<()> {
             c,
             &args.model,
             &[json!({"role": "user", "content": prompt})],
+            o,
         )
         .await?;
         println!();
@@ -191,7 +218,7 @@ pub async fn run(c: &Client, args: RunArgs) -> anyhow::Result<()> {
             _ => {}
         }
         history.push(json!({"role": "user", "content": turn}));
-        match chat(c, &args.model, &history).await {
+        match chat(c, &args.model, &history, o).await {
             Ok(answer) => {
                 println!();
                 history.push(json!({"role": "assistant", "content": answer}));

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the official OpenAI SDKs that tests/tests/sdk.rs drives, pinned by
+# tests/sdk/requirements.txt and tests/sdk/package-lock.json, into target/sdk.
+# Idempotent: nothing is downloaded when the pinned versions are already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=target/sdk
+mkdir -p "$dest"
+if ! [ -x "$dest/venv/bin/python" ] || ! cmp -s tests/sdk/requirements.txt "$dest/requirements.txt"; then
+  echo "sdk: installing the OpenAI Python SDK"
+  rm -rf "$dest/venv"
+  python3 -m venv "$dest/venv"
+  "$dest/venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+  cp tests/sdk/requirements.txt "$dest/requirements.txt"
+fi
+if ! [ -d "$dest/node/node_modules/openai" ] || ! cmp -s tests/sdk/package-lock.json "$dest/node/package-lock.json"; then
+  echo "sdk: installing the OpenAI Node SDK"
+  rm -rf "$dest/node"
+  mkdir -p "$dest/node"
+  cp tests/sdk/package.json tests/sdk/package-lock.json "$dest/node/"
+  (cd "$dest/node" && npm ci --silent --no-audit --no-fund)
+fi

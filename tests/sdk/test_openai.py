@@ -1,0 +1,90 @@
+"""The official OpenAI Python SDK against modelrunnerd.
+
+Run by tests/tests/sdk.rs with OPENAI_BASE_URL (the daemon's /v1) and MODEL set.
+Exits non-zero, with the failing assertion, when anything is off.
+"""
+
+import json
+import os
+
+import openai
+from openai import OpenAI
+
+base = os.environ["OPENAI_BASE_URL"]
+model = os.environ["MODEL"]
+client = OpenAI(base_url=base, api_key="not-needed", max_retries=0)
+
+ids = [m.id for m in client.models.list()]
+assert any(model in i for i in ids), ids
+
+r = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "Once upon a time"}],
+    max_tokens=16,
+    temperature=0,
+)
+assert r.object == "chat.completion", r
+assert r.choices[0].message.role == "assistant"
+assert r.choices[0].message.content, r
+assert r.choices[0].finish_reason in ("stop", "length"), r
+assert r.usage.completion_tokens > 0 and r.usage.total_tokens > r.usage.prompt_tokens, r.usage
+
+text, usage, finish = "", None, None
+for chunk in client.chat.completions.create(
+    model=model,
+    messages=[{"role": "system", "content": "You tell stories."}, {"role": "user", "content": "A cat"}],
+    max_tokens=12,
+    stream=True,
+    stream_options={"include_usage": True},
+):
+    if chunk.usage is not None:
+        usage = chunk.usage
+    for c in chunk.choices:
+        text += c.delta.content or ""
+        finish = c.finish_reason or finish
+assert text and finish == "length", (text, finish)
+assert usage is not None and usage.completion_tokens == 12, usage
+
+c = client.completions.create(model=model, prompt="Once upon a time", max_tokens=8, temperature=0)
+assert c.object == "text_completion" and c.choices[0].text, c
+
+e = client.embeddings.create(model=model, input=["a dog", "a cat"], encoding_format="float")
+assert len(e.data) == 2 and len(e.data[0].embedding) > 0, e
+e64 = client.embeddings.create(model=model, input="a dog")  # the SDK asks for base64
+assert abs(e64.data[0].embedding[0] - e.data[0].embedding[0]) < 1e-6
+
+schema = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 10}, "happy": {"type": "boolean"}},
+    "required": ["name", "happy"],
+    "additionalProperties": False,
+}
+r = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "Describe a dog"}],
+    max_tokens=60,
+    seed=1,
+    response_format={"type": "json_schema", "json_schema": {"name": "dog", "schema": schema, "strict": True}},
+)
+obj = json.loads(r.choices[0].message.content)
+assert set(obj) == {"name", "happy"} and isinstance(obj["name"], str) and isinstance(obj["happy"], bool), obj
+
+try:
+    client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+    raise AssertionError("an unknown model must fail")
+except openai.NotFoundError as err:
+    assert err.status_code == 404 and err.code == "model_not_found", err
+
+try:
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "story " * 5000}])
+    raise AssertionError("an over-long prompt must fail")
+except openai.BadRequestError as err:
+    assert err.code == "context_length_exceeded", err
+
+try:
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], temperature=5)
+    raise AssertionError("a bad temperature must fail")
+except openai.BadRequestError as err:
+    assert err.param == "temperature", err
+
+print("python openai", openai.__version__, "ok")

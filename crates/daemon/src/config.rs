@@ -43,7 +43,7 @@ pub struct Args {
     pub max_load_size: Option<u64>,
     /// Idle time before a model is unloaded: a duration ("5m", "1h"), "0" or "-1" (never)
     /// [default: 5m]
-    #[arg(long, env = "MODELRUNNER_KEEP_ALIVE")]
+    #[arg(long, env = "MODELRUNNER_KEEP_ALIVE", allow_hyphen_values = true)]
     pub keep_alive: Option<String>,
     /// Parallel request slots per loaded model [default: 4]
     #[arg(long, env = "MODELRUNNER_PARALLEL")]
@@ -66,10 +66,10 @@ pub struct Args {
     #[arg(long, env = "MODELRUNNER_GPU_LAYERS")]
     pub gpu_layers: Option<u32>,
     /// Time between health checks of a running model ("5s") [default: 5s]
-    #[arg(long, env = "MODELRUNNER_HEALTH_INTERVAL")]
+    #[arg(long, env = "MODELRUNNER_HEALTH_INTERVAL", allow_hyphen_values = true)]
     pub health_interval: Option<String>,
     /// On SIGTERM, how long in-flight requests may take to finish ("30s") [default: 30s]
-    #[arg(long, env = "MODELRUNNER_SHUTDOWN_TIMEOUT")]
+    #[arg(long, env = "MODELRUNNER_SHUTDOWN_TIMEOUT", allow_hyphen_values = true)]
     pub shutdown_timeout: Option<String>,
     /// Print the effective configuration as TOML and exit
     #[arg(long)]
@@ -228,7 +228,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
         _ => return None,
     };
     let bytes = n * scale as f64;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 1e19).then_some(bytes as u64)
+    (0.0..1e19).contains(&bytes).then_some(bytes as u64)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -382,6 +382,17 @@ mod tests {
         assert_eq!(parse_size("2G"), Some(2_000_000_000));
         assert_eq!(parse_size("1024"), Some(1024));
         assert_eq!(parse_size("-1"), None);
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_the_defaults() {
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/modelrunnerd.toml"
+        );
+        let c = Config::resolve(&args(&["--config", shipped, "--store", "/s"])).unwrap();
+        let d = Config::resolve(&args(&["--store", "/s"])).unwrap();
+        assert_eq!(toml::to_string(&c).unwrap(), toml::to_string(&d).unwrap());
     }
 
     #[test]

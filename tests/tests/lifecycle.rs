@@ -282,35 +282,56 @@ async fn a_hung_runner_is_killed_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overload_is_refused_fast_and_disconnects_free_slots() {
-    let d = Daemon::start(&["--parallel", "1", "--max-queue", "1"]);
+    let d = Daemon::start(&["--parallel", "1", "--max-queue", "2"]);
     d.package_chat_model("stories");
     let c = reqwest::Client::new();
-    let first = streaming(&c, &d, "stories").await;
-    // The second waits in the queue; the third is refused at once.
-    let queued = tokio::spawn({
+    let requests = || {
+        futures::executor::block_on(ps(&c, &d))[0]["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let queue = || {
         let (c, url) = (c.clone(), d.u("/v1/chat/completions"));
-        async move { post(&c, &url, &chat("stories", 3, false)).await }
+        tokio::spawn(async move { post(&c, &url, &chat("stories", 3, false)).await })
+    };
+    let first = streaming(&c, &d, "stories").await;
+    let queued = queue();
+    wait_until("one request queued", Duration::from_secs(5), || {
+        requests() == 2
     });
+    // A queued client that goes away gives its place back.
+    let gone = queue();
+    wait_until("two requests queued", Duration::from_secs(5), || {
+        requests() == 3
+    });
+    gone.abort();
     wait_until(
-        "the second request to queue",
+        "the abandoned place to free",
         Duration::from_secs(5),
-        || futures::executor::block_on(ps(&c, &d))[0]["requests"] == 2,
+        || requests() == 2,
     );
+    let queued2 = queue();
+    wait_until("the queue to fill", Duration::from_secs(5), || {
+        requests() == 3
+    });
+    // Slot and queue full: refused at once.
     let t = Instant::now();
     let (s, h, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 3, false)).await;
     assert_eq!(s, 503, "{v}");
     assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(h["retry-after"], "1");
     assert_eq!(v["error"]["code"], "model_busy");
-    // The client of the first goes away: its slot frees, the queued one runs.
+    // The client of the first goes away: its slot frees, the queued ones run.
     drop(first);
-    let (s, _, v) = tokio::time::timeout(Duration::from_secs(10), queued)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(s, 200, "{v}");
+    for q in [queued, queued2] {
+        let (s, _, v) = tokio::time::timeout(Duration::from_secs(10), q)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s, 200, "{v}");
+    }
     wait_until("no requests left", Duration::from_secs(5), || {
-        futures::executor::block_on(ps(&c, &d))[0]["requests"] == 0
+        requests() == 0
     });
 }
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: modelrunnerd end to end (OpenAI API, on-demand runner) against llama.cpp's own
+# llama-server on the same model and settings (8 slots x 512 tokens, unified KV cache,
+# same threads), in the same run (tests/examples/serve_bench.rs). llama-server comes from
+# the llama.cpp sources in the llama-cpp-python sdist on PyPI, built with explicit x86-64
+# ISA flags (LLAMA_SERVER to use another binary). Results go to stdout; docs/performance.md
+# records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${BENCH_DIR:-$PWD/target/bench}
+VER=${LLAMA_CPP_PYTHON:-0.3.36}
+SLOTS=8; CTX=512; NTG=${NTG:-64}
+mkdir -p "$DIR"
+scripts/deps.sh
+cargo build -q --release --bins
+cargo build -q --release -p modelrunner-e2e --example serve_bench
+cargo build -q --release -p modelrunner-testkit --example make_gguf
+LS=${LLAMA_SERVER:-$DIR/llama-server-isa/bin/llama-server}
+if [ ! -x "$LS" ]; then
+  SRC="$DIR/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
+  if [ ! -d "$SRC" ]; then
+    mkdir -p "$DIR/sdist"
+    pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VER" -d "$DIR/sdist"
+    tar xzf "$DIR/sdist/llama_cpp_python-$VER.tar.gz" -C "$DIR/sdist"
+  fi
+  # GGML_NATIVE=ON builds a binary that dies with SIGILL on Q8_0 models on this VM (its
+  # AMX path); these flags give the same AVX-512 kernels without it.
+  cmake -S "$SRC" -B "$DIR/llama-server-isa" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
+    -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON \
+    -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
+  cmake --build "$DIR/llama-server-isa" --target llama-server -j"$(nproc)" >/dev/null
+fi
+Q8="$DIR/fixture-100m-q8.gguf"
+[ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
+THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+kids_rss() { # the daemon's runner processes
+  local total=0
+  for p in $(pgrep -f "runner --model .* --socket $STORE/run/"); do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
+  awk -v k="$total" 'BEGIN {printf "%.1f", k/1024}'
+}
+
+bench() { # name model-file eos vocab
+  STORE=$(mktemp -d "$DIR/store.XXXX")
+  local port=18766 lport=18767
+  target/release/modelrunnerd --store "$STORE" --listen 127.0.0.1:$port --parallel $SLOTS \
+    --threads "$THREADS" --keep-alive -1 >/dev/null 2>"$DIR/daemon.log" &
+  local d=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  local idle; idle=$(rss $d)
+  MODEL_RUNNER_HOST=http://127.0.0.1:$port target/release/modelrunner package --gguf "$2" bench >/dev/null
+  curl -sf "http://127.0.0.1:$port/engines/_configure" -d "{\"model\":\"bench\",\"context-size\":$CTX}" >/dev/null
+  sleep 1
+  local cold_ours; cold_ours=$(target/release/examples/serve_bench cold "http://127.0.0.1:$port" bench)
+  "$LS" -m "$2" --host 127.0.0.1 --port $lport -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
+    -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
+  local l=$!
+  local cold_llama; cold_llama=$(target/release/examples/serve_bench cold "http://127.0.0.1:$lport" bench)
+  echo "## $1 ($(basename "$2"), $SLOTS slots x $CTX tokens, $THREADS threads, generate $NTG)"
+  echo
+  echo "| figure | modelrunner | llama-server | ratio |"
+  echo "|---|---:|---:|---:|"
+  target/release/examples/serve_bench hot "http://127.0.0.1:$port" "http://127.0.0.1:$lport" bench "$3" "$4" "$NTG"
+  awk -v a="$cold_ours" -v b="$cold_llama" 'BEGIN {printf "| cold first request, to first token (s) | %.3f | %.3f | %.2fx |\n", a, b, b/a}'
+  local ours_mem; ours_mem=$(awk -v a="$(rss $d)" -v b="$(kids_rss)" 'BEGIN {printf "%.1f", a+b}')
+  local llama_mem; llama_mem=$(rss $l)
+  awk -v a="$ours_mem" -v b="$llama_mem" 'BEGIN {printf "| memory with the model loaded, idle (MiB) | %.1f | %.1f | %.2fx |\n", a, b, b/a}'
+  echo "| daemon alone, no model loaded (MiB) | $idle | - | - |"
+  echo
+  kill $d $l 2>/dev/null || true
+  wait $d $l 2>/dev/null || true
+  rm -rf "$STORE"
+}
+if [ -f ../shared/models/stories260K.gguf ]; then
+  bench "stories260K" "$(realpath ../shared/models/stories260K.gguf)" 2 512
+fi
+bench "~100M Q8_0 fixture" "$Q8" 2 32003

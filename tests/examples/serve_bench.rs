@@ -1,0 +1,162 @@
+//! End-to-end serving benchmark: modelrunnerd's OpenAI API against llama.cpp's
+//! `llama-server` on the same model, settings and machine, in the same run
+//! (`scripts/bench-serve.sh` starts both).
+//!
+//! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: time to first token
+//! (p50, p99 over 40 short prompts), single-stream decode and 8-stream aggregate tokens/s,
+//! both through `POST /v1/completions` with `stream: true`, greedy, EOS biased away.
+//! `serve_bench cold URL MODEL`: seconds until the first token of one request (the daemon
+//! loads the model on demand; for llama-server, URL is polled from process start).
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+struct Run {
+    ttft: Duration,
+    total: Duration,
+    tokens: u32,
+}
+
+async fn one(c: &reqwest::Client, url: &str, model: &str, prompt: &[i32], n: u32, eos: i32) -> Run {
+    let body = json!({"model": model, "prompt": prompt, "max_tokens": n, "temperature": 0.0,
+                      "stream": true, "logit_bias": {eos.to_string(): -100}});
+    let start = Instant::now();
+    let r = c
+        .post(format!("{url}/v1/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    let mut s = r.bytes_stream();
+    let (mut buf, mut ttft, mut tokens) = (Vec::new(), None, 0u32);
+    while let Some(chunk) = s.next().await {
+        buf.extend_from_slice(&chunk.expect("body"));
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let ev: Vec<u8> = buf.drain(..end + 2).collect();
+            let ev = String::from_utf8_lossy(&ev);
+            let Some(data) = ev.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            if v["choices"][0]["finish_reason"].is_null() && v["choices"][0]["text"].is_string() {
+                tokens += 1;
+                ttft.get_or_insert_with(|| start.elapsed());
+            }
+        }
+    }
+    Run {
+        ttft: ttft.unwrap_or_default(),
+        total: start.elapsed(),
+        tokens,
+    }
+}
+
+fn prompt(vocab: i32, seed: usize, len: usize) -> Vec<i32> {
+    (0..len)
+        .map(|j| 3 + ((j * 7 + seed * 131) as i32 % (vocab - 4)))
+        .collect()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn hot(url: &str, model: &str, eos: i32, vocab: i32, ntg: u32) -> [f64; 4] {
+    let c = reqwest::Client::new();
+    one(&c, url, model, &prompt(vocab, 999, 16), 4, eos).await;
+    let mut ttfts = Vec::new();
+    for i in 0..40 {
+        let r = one(&c, url, model, &prompt(vocab, 1000 + i, 16), 1, eos).await;
+        ttfts.push(r.ttft.as_secs_f64() * 1e3);
+    }
+    let p50 = pct(&mut ttfts, 0.5);
+    let p99 = pct(&mut ttfts, 0.99);
+    let r = one(&c, url, model, &prompt(vocab, 7, 16), ntg, eos).await;
+    let single = f64::from(r.tokens - 1) / (r.total - r.ttft).as_secs_f64();
+    let start = Instant::now();
+    let streams: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, url, model) = (c.clone(), url.to_string(), model.to_string());
+            tokio::spawn(async move {
+                one(&c, &url, &model, &prompt(vocab, 50 + i, 16), ntg, eos)
+                    .await
+                    .tokens
+            })
+        })
+        .collect();
+    let mut tokens = 0;
+    for s in streams {
+        tokens += s.await.unwrap();
+    }
+    let agg = f64::from(tokens) / start.elapsed().as_secs_f64();
+    [single, agg, p50, p99]
+}
+
+/// Seconds from "nothing loaded" to the first token: the daemon's models are unloaded
+/// first; llama-server is started just before this runs.
+async fn cold(url: &str, model: &str) -> f64 {
+    let c = reqwest::Client::new();
+    let _ = c
+        .post(format!("{url}/engines/unload"))
+        .json(&json!({"all": true}))
+        .send()
+        .await;
+    let start = Instant::now();
+    while !c
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{url} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = one(&c, url, model, &[3, 4, 5, 6], 1, 2).await;
+    (start.elapsed() - (r.total - r.ttft)).as_secs_f64()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    match a.get(1).map(String::as_str) {
+        Some("hot") if a.len() == 8 => {
+            let (eos, vocab, ntg) = (
+                a[5].parse().unwrap(),
+                a[6].parse().unwrap(),
+                a[7].parse().unwrap(),
+            );
+            let ours = hot(&a[2], &a[4], eos, vocab, ntg).await;
+            let llama = hot(&a[3], &a[4], eos, vocab, ntg).await;
+            let names = [
+                "decode, 1 stream (t/s)",
+                "aggregate, 8 streams (t/s)",
+                "time to first token p50 (ms)",
+                "time to first token p99 (ms)",
+            ];
+            for (i, name) in names.iter().enumerate() {
+                // Higher is better for throughput; for latency the ratio is inverted.
+                let ratio = if i < 2 {
+                    ours[i] / llama[i]
+                } else {
+                    llama[i] / ours[i]
+                };
+                println!(
+                    "| {name} | {:.1} | {:.1} | {ratio:.2}x |",
+                    ours[i], llama[i]
+                );
+            }
+        }
+        Some("cold") if a.len() == 4 => println!("{:.3}", cold(&a[2], &a[3]).await),
+        _ => {
+            eprintln!("usage: serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS | cold URL MODEL");
+            std::process::exit(2);
+        }
+    }
+}

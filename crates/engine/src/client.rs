@@ -178,6 +178,54 @@ impl RunnerClient {
     }
 }
 
+/// Copies the runner's stderr to ours line by line, remembering the last error line
+/// (a llama.cpp `ERROR` log or the runner's own failure message) for load errors.
+fn forward_stderr(
+    stderr: Option<tokio::process::ChildStderr>,
+) -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
+    let last = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let Some(stderr) = stderr else {
+        return last;
+    };
+    let keep = last.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+            if let Some(msg) = error_line(&line) {
+                *keep.lock().expect("stderr lock") = Some(msg);
+            }
+        }
+    });
+    last
+}
+
+/// The message of a runner's error line, without colours, timestamps and targets.
+fn error_line(line: &str) -> Option<String> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    if let Some(rest) = plain.strip_prefix("modelrunnerd runner: ") {
+        return Some(rest.trim().to_string());
+    }
+    let (_, after) = plain.split_once(" ERROR ")?;
+    // "target: message key=value": keep the message.
+    let msg = after.split_once(": ").map_or(after, |(_, m)| m);
+    let msg = msg.split(" module=").next().unwrap_or(msg);
+    Some(msg.trim().to_string())
+}
+
 /// A runner child process; killed when dropped.
 pub struct RunnerProcess {
     child: tokio::process::Child,
@@ -201,7 +249,7 @@ impl RunnerProcess {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         // SAFETY: prctl and setpgid are async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
@@ -216,13 +264,18 @@ impl RunnerProcess {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| EngineError::Load(format!("starting {}: {e}", program.display())))?;
+        let last_error = forward_stderr(child.stderr.take());
         let client = RunnerClient::new(socket);
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(EngineError::Load(format!(
-                    "the runner exited while loading ({status})"
-                )));
+                // Let the forwarder read the last lines the runner wrote.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let why = last_error.lock().expect("stderr lock").clone();
+                return Err(EngineError::Load(match why {
+                    Some(line) => format!("{line} (the runner exited: {status})"),
+                    None => format!("the runner exited while loading ({status})"),
+                }));
             }
             if client
                 .call::<Value>(Method::GET, "/health", None::<&()>)
@@ -263,6 +316,25 @@ impl RunnerProcess {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
         let _ = self.child.kill().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn error_lines_are_cleaned() {
+        let l = "\u{1b}[2m2026-11-28T23:38:41Z\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m \u{1b}[2mllama-cpp-2\u{1b}[0m: llama_model_load: error loading model: unknown model architecture: 'x' module=\"llama.cpp::llama\"";
+        assert_eq!(
+            error_line(l).as_deref(),
+            Some("llama_model_load: error loading model: unknown model architecture: 'x'")
+        );
+        assert_eq!(
+            error_line("modelrunnerd runner: cannot load the model: boom").as_deref(),
+            Some("cannot load the model: boom")
+        );
+        assert_eq!(error_line("2026 INFO loaded"), None);
     }
 }
 

@@ -101,6 +101,12 @@ impl GgufWriter {
         self
     }
 
+    /// Replaces a key's value (or adds it).
+    pub fn set(mut self, key: &str, value: Kv) -> Self {
+        self.kvs.retain(|(k, _)| k != key);
+        self.kv(key, value)
+    }
+
     /// Adds an F32 tensor (dims innermost first).
     pub fn tensor_f32(mut self, name: &str, dims: &[u64], data: TensorData) -> Self {
         let n: u64 = dims.iter().product();

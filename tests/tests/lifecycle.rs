@@ -387,7 +387,42 @@ async fn settings_persist_and_a_killed_daemon_leaves_nothing_behind() {
         !alive(pid)
     });
     let (dir, store) = d.stop();
+    // A runner that survived its daemon (as if the parent-death signal were lost): the
+    // next daemon finds it by its pid file and stops it.
+    let run_dir = store.join("run");
+    let socket = run_dir.join("runner-1-1.sock");
+    let model = std::fs::read_dir(store.join("bundles/sha256"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("model/model.gguf");
+    let mut stray = std::process::Command::new(modelrunner_e2e::bin("modelrunnerd"))
+        .arg("runner")
+        .arg("--model")
+        .arg(&model)
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the stray runner to listen",
+        Duration::from_secs(10),
+        || socket.exists(),
+    );
+    std::fs::write(
+        run_dir.join("runner-1-1.pid"),
+        format!("{}\n{}\n", stray.id(), socket.display()),
+    )
+    .unwrap();
     let d = Daemon::start_in(dir, store, &[]);
+    wait_until(
+        "the stray runner to be stopped",
+        Duration::from_secs(5),
+        || matches!(stray.try_wait(), Ok(Some(_))),
+    );
     let cfg = get(&c, &d.u("/engines/_configure?model=stories")).await;
     assert_eq!(cfg[0]["Config"]["context-size"], 512, "{cfg}");
     assert_eq!(cfg[0]["Config"]["parallel"], 2);

@@ -13,6 +13,13 @@ fn chat(model: &str, max_tokens: u32, stream: bool) -> Value {
            "max_tokens": max_tokens, "stream": stream, "temperature": 0})
 }
 
+/// A one-token completion; returns status and answer.
+async fn touch(c: &reqwest::Client, d: &Daemon, model: &str) -> (reqwest::StatusCode, Value) {
+    let body = json!({"model": model, "prompt": "x", "max_tokens": 1});
+    let (s, _, v) = post(c, &d.u("/v1/completions"), &body).await;
+    (s, v)
+}
+
 async fn ps(c: &reqwest::Client, d: &Daemon) -> Vec<Value> {
     get(c, &d.u("/engines/ps"))
         .await
@@ -139,18 +146,8 @@ async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
         .await;
         assert_eq!(s, 202);
     }
-    post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
-    post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
+    touch(&c, &d, "a").await;
+    touch(&c, &d, "b").await;
     let est: Vec<u64> = ps(&c, &d)
         .await
         .iter()
@@ -160,18 +157,8 @@ async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
     // Room for either model alone, not both.
     let limit = est[0].max(est[1]) + est[0].min(est[1]) / 2;
     let d = Daemon::start_in(dir, store, &["--memory-limit", &limit.to_string()]);
-    post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
-    post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
+    touch(&c, &d, "a").await;
+    touch(&c, &d, "b").await;
     let names: Vec<String> = ps(&c, &d)
         .await
         .iter()
@@ -187,12 +174,7 @@ async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
     });
     // b busy: a cannot evict it, and is refused with the numbers.
     let held = streaming(&c, &d, "b").await;
-    let (s, _, v) = post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
+    let (s, v) = touch(&c, &d, "a").await;
     assert_eq!(s, 507, "{v}");
     assert_eq!(v["error"]["code"], "insufficient_memory");
     let msg = v["error"]["message"].as_str().unwrap();
@@ -209,20 +191,10 @@ async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
     )
     .await;
     assert_eq!(s, 202);
-    let (s, _, v) = post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "a", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
+    let (s, v) = touch(&c, &d, "a").await;
     assert_eq!(s, 507, "{v}");
     // The daemon keeps serving.
-    let (s, _, _) = post(
-        &c,
-        &d.u("/v1/completions"),
-        &json!({"model": "b", "prompt": "x", "max_tokens": 1}),
-    )
-    .await;
+    let (s, _) = touch(&c, &d, "b").await;
     assert_eq!(s, 200);
 }
 

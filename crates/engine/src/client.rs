@@ -319,6 +319,20 @@ impl RunnerProcess {
     }
 }
 
+impl RunnerClient {
+    /// Whether the runner answers `/health` within `timeout`.
+    pub async fn healthy(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(
+                timeout,
+                self.call::<Value>(Method::GET, "/health", None::<&()>)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::error_line;
@@ -335,19 +349,5 @@ mod tests {
             Some("cannot load the model: boom")
         );
         assert_eq!(error_line("2026 INFO loaded"), None);
-    }
-}
-
-impl RunnerClient {
-    /// Whether the runner answers `/health` within `timeout`.
-    pub async fn healthy(&self, timeout: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(
-                timeout,
-                self.call::<Value>(Method::GET, "/health", None::<&()>)
-            )
-            .await,
-            Ok(Ok(_))
-        )
     }
 }

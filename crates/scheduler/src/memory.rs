@@ -186,17 +186,14 @@ pub fn available() -> Option<u64> {
 }
 
 fn mem_available(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
+    kib_field(meminfo, "MemAvailable:")
+}
+
+/// A `Key:   1234 kB` line of a /proc file, in bytes.
+fn kib_field(text: &str, key: &str) -> Option<u64> {
+    let rest = text.lines().find_map(|l| l.strip_prefix(key))?;
+    let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// `memory.max - memory.current` of this process's cgroup (v2), when limited.
@@ -217,17 +214,7 @@ fn cgroup_headroom() -> Option<u64> {
 /// Resident memory of a process, from `/proc/PID/status`.
 pub fn resident(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
+    kib_field(&status, "VmRSS:")
 }
 
 #[cfg(test)]

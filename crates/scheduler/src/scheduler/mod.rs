@@ -9,17 +9,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use modelrunner_engine::{Props, RunnerClient, RunnerProcess};
-use serde::Serialize;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod admission;
+mod status;
+
+pub use status::RunnerStatus;
+
 use crate::error::SchedulerError;
 use crate::keepalive::KeepAlive;
-use crate::memory::{self, Estimate, ModelShape};
+use crate::memory::ModelShape;
 use crate::runner::{self, Ending, Health, Key, Runner, RunnerFiles, Use};
 use crate::settings::{Mode, RuntimeSettings, SavedSettings, SettingsStore};
-use modelrunner_format::gguf::format_bytes;
 
 /// How the scheduler runs models.
 #[derive(Debug, Clone)]
@@ -176,44 +179,6 @@ impl Drop for RunnerGuard {
             self.sched.reaper.notify_one();
         }
     }
-}
-
-/// A runner as `GET /engines/ps` shows it (Docker's fields first).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunnerStatus {
-    /// Always `llama.cpp`.
-    pub backend_name: String,
-    /// The model's name.
-    pub model_name: String,
-    /// The model ID.
-    pub model_id: String,
-    /// The mode.
-    pub mode: Mode,
-    /// RFC 3339.
-    pub last_used: String,
-    /// Whether requests are running or queued.
-    pub in_use: bool,
-    /// Whether the model is still loading.
-    pub loading: bool,
-    /// Go duration, or `-1` for never.
-    pub keep_alive: String,
-    /// Requests running or queued.
-    pub requests: usize,
-    /// Process ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    /// Parallel slots.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slots: Option<u32>,
-    /// Context tokens per slot.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context_size: Option<u32>,
-    /// The admission estimate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimated_memory: Option<Estimate>,
-    /// Measured resident memory of the runner process.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resident_memory: Option<u64>,
 }
 
 /// Which runners to unload.
@@ -577,131 +542,8 @@ impl Scheduler {
         }
     }
 
-    /// Chooses the context size and makes room for it. An explicit size must fit; the
-    /// default (packaged, else trained up to `default_context`) is halved until it does.
-    async fn fit(
-        &self,
-        spec: &ModelSpec,
-        shape: &ModelShape,
-        slots: u32,
-        explicit: Option<u32>,
-    ) -> Result<(u32, Estimate), SchedulerError> {
-        let mut candidates = Vec::new();
-        match explicit {
-            Some(c) => candidates.push(c),
-            None => {
-                let trained = shape.trained_context.unwrap_or(4096).min(1 << 20) as u32;
-                let mut c = match spec.packaged_context {
-                    Some(p) if p > 0 => (p.min(1 << 20) as u32).min(trained.max(64)),
-                    _ => trained.min(self.cfg.default_context),
-                };
-                candidates.push(c);
-                while c / 2 >= 512 {
-                    c /= 2;
-                    candidates.push(c);
-                }
-            }
-        }
-        let mut last = None;
-        for (i, ctx) in candidates.iter().enumerate() {
-            let est = memory::estimate(shape, slots, *ctx, self.baseline().await);
-            match self.make_room(spec, &est).await {
-                Ok(()) => {
-                    if i > 0 {
-                        warn!(model = %spec.name, context = ctx, preferred = candidates[0], "context reduced to fit in memory");
-                    }
-                    return Ok((*ctx, est));
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("at least one candidate"))
-    }
-
-    /// A runner's resident memory without a model: `PROGRAM runner-baseline`, run once.
-    async fn baseline(&self) -> u64 {
-        *self
-            .baseline
-            .get_or_init(|| async {
-                let out = tokio::process::Command::new(&self.cfg.program)
-                    .arg("runner-baseline")
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .output()
-                    .await;
-                let measured = out.ok().and_then(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                });
-                match measured {
-                    Some(b) => {
-                        info!(baseline = b, "measured a runner's own memory");
-                        b
-                    }
-                    None => {
-                        warn!("cannot measure a runner's own memory; assuming the usual");
-                        memory::RUNNER_BASELINE
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Unloads idle runners, least recently used first, until `est` fits.
-    async fn make_room(&self, spec: &ModelSpec, est: &Estimate) -> Result<(), SchedulerError> {
-        loop {
-            let (used, busy, victim) = {
-                let st = self.state.lock().expect("state lock");
-                let mut used = 0;
-                let mut busy = 0;
-                let mut victim: Option<(Instant, Arc<Runner>)> = None;
-                for slot in st.runners.values() {
-                    let Slot::Ready(r) = slot else { continue };
-                    used += r.estimate.total;
-                    let u = r.usage.lock().expect("usage lock");
-                    if u.in_use > 0 {
-                        busy += r.estimate.total;
-                    } else if victim.as_ref().is_none_or(|(t, _)| u.last_used < *t) {
-                        victim = Some((u.last_used, r.clone()));
-                    }
-                }
-                (used, busy, victim.map(|v| v.1))
-            };
-            let by_limit = self.cfg.memory_limit.map(|l| l.saturating_sub(used));
-            let by_machine = memory::available().map(|a| a.saturating_sub(self.cfg.memory_reserve));
-            let can = by_limit
-                .unwrap_or(u64::MAX)
-                .min(by_machine.unwrap_or(u64::MAX));
-            if est.total <= can {
-                return Ok(());
-            }
-            let Some(victim) = victim else {
-                return Err(SchedulerError::InsufficientMemory {
-                    model: spec.name.clone(),
-                    need: est.total,
-                    breakdown: format!(
-                        "weights {} (+{} repacked), KV cache {}, compute {}, process {}",
-                        format_bytes(est.weights),
-                        format_bytes(est.repacked),
-                        format_bytes(est.kv_cache),
-                        format_bytes(est.compute),
-                        format_bytes(est.baseline)
-                    ),
-                    available: can,
-                    in_use: busy,
-                    limit: self.cfg.memory_limit,
-                });
-            };
-            info!(model = %victim.name, for_model = %spec.name, "unloading the least recently used idle model to make room");
-            self.remove(&victim);
-            victim.stop_and_wait().await;
-        }
-    }
-
     /// Takes a runner out of the table (new requests load a fresh one) and stops it.
-    fn remove(&self, r: &Arc<Runner>) {
+    pub(super) fn remove(&self, r: &Arc<Runner>) {
         let mut st = self.state.lock().expect("state lock");
         if matches!(st.runners.get(&r.key), Some(Slot::Ready(x)) if x.instance == r.instance) {
             st.runners.remove(&r.key);
@@ -709,84 +551,39 @@ impl Scheduler {
         r.stop.cancel();
     }
 
+    /// Removes from the table the idle runners `pick` chooses and returns them; the
+    /// caller stops them.
+    fn take_idle(&self, pick: impl Fn(&Key, &Use) -> bool) -> Vec<Arc<Runner>> {
+        let mut st = self.state.lock().expect("state lock");
+        let keys: Vec<Key> = st
+            .runners
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Ready(r) => {
+                    let u = r.usage.lock().expect("usage lock");
+                    (u.in_use == 0 && pick(k, &u)).then(|| k.clone())
+                }
+                Slot::Loading { .. } => None,
+            })
+            .collect();
+        keys.iter()
+            .filter_map(|k| match st.runners.remove(k) {
+                Some(Slot::Ready(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Unloads idle runners; busy ones stay. Returns how many were unloaded.
     pub async fn unload(&self, which: Unload) -> usize {
-        let victims: Vec<Arc<Runner>> = {
-            let mut st = self.state.lock().expect("state lock");
-            let keys: Vec<Key> = st
-                .runners
-                .iter()
-                .filter_map(|(k, s)| match s {
-                    Slot::Ready(r) => {
-                        let wanted = match &which {
-                            Unload::All => true,
-                            Unload::Models(ids) => ids.contains(&k.model_id),
-                        };
-                        let idle = r.usage.lock().expect("usage lock").in_use == 0;
-                        (wanted && idle).then(|| k.clone())
-                    }
-                    Slot::Loading { .. } => None,
-                })
-                .collect();
-            keys.iter()
-                .filter_map(|k| match st.runners.remove(k) {
-                    Some(Slot::Ready(r)) => Some(r),
-                    _ => None,
-                })
-                .collect()
-        };
+        let victims = self.take_idle(|k, _| match &which {
+            Unload::All => true,
+            Unload::Models(ids) => ids.contains(&k.model_id),
+        });
         for r in &victims {
             r.stop_and_wait().await;
         }
         victims.len()
-    }
-
-    /// The runners, loaded and loading.
-    pub fn ps(&self) -> Vec<RunnerStatus> {
-        let st = self.state.lock().expect("state lock");
-        let mut out: Vec<RunnerStatus> = st
-            .runners
-            .iter()
-            .map(|(k, slot)| match slot {
-                Slot::Loading { name, .. } => RunnerStatus {
-                    backend_name: "llama.cpp".into(),
-                    model_name: name.clone(),
-                    model_id: k.model_id.clone(),
-                    mode: k.mode,
-                    last_used: rfc3339(SystemTime::now()),
-                    in_use: true,
-                    loading: true,
-                    keep_alive: self.cfg.keep_alive.to_string(),
-                    requests: 0,
-                    pid: None,
-                    slots: None,
-                    context_size: None,
-                    estimated_memory: None,
-                    resident_memory: None,
-                },
-                Slot::Ready(r) => {
-                    let u = r.usage.lock().expect("usage lock");
-                    RunnerStatus {
-                        backend_name: "llama.cpp".into(),
-                        model_name: r.name.clone(),
-                        model_id: k.model_id.clone(),
-                        mode: k.mode,
-                        last_used: rfc3339(u.last_used_wall),
-                        in_use: u.in_use > 0,
-                        loading: false,
-                        keep_alive: u.keep_alive.to_string(),
-                        requests: u.in_use,
-                        pid: Some(r.pid),
-                        slots: Some(r.props.slots),
-                        context_size: Some(r.props.slot_context),
-                        estimated_memory: Some(r.estimate),
-                        resident_memory: memory::resident(r.pid),
-                    }
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.model_name.cmp(&b.model_name).then(a.mode.cmp(&b.mode)));
-        out
     }
 
     /// Saves a model's settings. An idle runner of it is unloaded so the next load uses
@@ -860,28 +657,7 @@ impl Scheduler {
 
     /// Unloads runners idle for longer than their keep-alive.
     async fn unload_expired(&self) {
-        let victims: Vec<Arc<Runner>> = {
-            let mut st = self.state.lock().expect("state lock");
-            let keys: Vec<Key> = st
-                .runners
-                .iter()
-                .filter_map(|(k, s)| match s {
-                    Slot::Ready(r) => {
-                        let u = r.usage.lock().expect("usage lock");
-                        (u.in_use == 0 && u.keep_alive.expired(u.last_used.elapsed()))
-                            .then(|| k.clone())
-                    }
-                    Slot::Loading { .. } => None,
-                })
-                .collect();
-            keys.iter()
-                .filter_map(|k| match st.runners.remove(k) {
-                    Some(Slot::Ready(r)) => Some(r),
-                    _ => None,
-                })
-                .collect()
-        };
-        for r in victims {
+        for r in self.take_idle(|_, u| u.keep_alive.expired(u.last_used.elapsed())) {
             info!(model = %r.name, "unloading idle model (keep-alive expired)");
             r.stop.cancel();
         }
@@ -903,8 +679,4 @@ async fn reap_idle(sched: std::sync::Weak<Scheduler>, stop: CancellationToken) {
             () = wake => {}
         }
     }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

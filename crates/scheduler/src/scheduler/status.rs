@@ -1,0 +1,101 @@
+//! What `GET /engines/ps` shows of the runners.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{Scheduler, Slot};
+use crate::memory::{self, Estimate};
+use crate::settings::Mode;
+
+/// A runner as `GET /engines/ps` shows it (Docker's fields first).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunnerStatus {
+    /// Always `llama.cpp`.
+    pub backend_name: String,
+    /// The model's name.
+    pub model_name: String,
+    /// The model ID.
+    pub model_id: String,
+    /// The mode.
+    pub mode: Mode,
+    /// RFC 3339.
+    pub last_used: String,
+    /// Whether requests are running or queued.
+    pub in_use: bool,
+    /// Whether the model is still loading.
+    pub loading: bool,
+    /// Go duration, or `-1` for never.
+    pub keep_alive: String,
+    /// Requests running or queued.
+    pub requests: usize,
+    /// Process ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Parallel slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+    /// Context tokens per slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_size: Option<u32>,
+    /// The admission estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_memory: Option<Estimate>,
+    /// Measured resident memory of the runner process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_memory: Option<u64>,
+}
+
+impl Scheduler {
+    /// The runners, loaded and loading.
+    pub fn ps(&self) -> Vec<RunnerStatus> {
+        let st = self.state.lock().expect("state lock");
+        let mut out: Vec<RunnerStatus> = st
+            .runners
+            .iter()
+            .map(|(k, slot)| match slot {
+                Slot::Loading { name, .. } => RunnerStatus {
+                    backend_name: "llama.cpp".into(),
+                    model_name: name.clone(),
+                    model_id: k.model_id.clone(),
+                    mode: k.mode,
+                    last_used: rfc3339(SystemTime::now()),
+                    in_use: true,
+                    loading: true,
+                    keep_alive: self.cfg.keep_alive.to_string(),
+                    requests: 0,
+                    pid: None,
+                    slots: None,
+                    context_size: None,
+                    estimated_memory: None,
+                    resident_memory: None,
+                },
+                Slot::Ready(r) => {
+                    let u = r.usage.lock().expect("usage lock");
+                    RunnerStatus {
+                        backend_name: "llama.cpp".into(),
+                        model_name: r.name.clone(),
+                        model_id: k.model_id.clone(),
+                        mode: k.mode,
+                        last_used: rfc3339(u.last_used_wall),
+                        in_use: u.in_use > 0,
+                        loading: false,
+                        keep_alive: u.keep_alive.to_string(),
+                        requests: u.in_use,
+                        pid: Some(r.pid),
+                        slots: Some(r.props.slots),
+                        context_size: Some(r.props.slot_context),
+                        estimated_memory: Some(r.estimate),
+                        resident_memory: memory::resident(r.pid),
+                    }
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.model_name.cmp(&b.model_name).then(a.mode.cmp(&b.mode)));
+        out
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
 VER=${LLAMA_CPP_PYTHON:-0.3.36}
-SLOTS=8; CTX=512; NTG=${NTG:-64}
+SLOTS=8; CTX=512; NTG=${NTG:-200}
 mkdir -p "$DIR"
 scripts/deps.sh
 cargo build -q --release --bins
@@ -53,11 +53,20 @@ bench() { # name model-file eos vocab
   MODEL_RUNNER_HOST=http://127.0.0.1:$port target/release/modelrunner package --gguf "$2" bench >/dev/null
   curl -sf "http://127.0.0.1:$port/engines/_configure" -d "{\"model\":\"bench\",\"context-size\":$CTX}" >/dev/null
   sleep 1
-  local cold_ours; cold_ours=$(target/release/examples/serve_bench cold "http://127.0.0.1:$port" bench)
-  "$LS" -m "$2" --host 127.0.0.1 --port $lport -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
-    -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
-  local l=$!
-  local cold_llama; cold_llama=$(target/release/examples/serve_bench cold "http://127.0.0.1:$lport" bench)
+  # Cold start, three times each (median): the daemon unloads and loads on demand; a
+  # fresh llama-server process is started each time.
+  local co=() cl=() l
+  for _ in 1 2 3; do
+    co+=("$(target/release/examples/serve_bench cold "http://127.0.0.1:$port" bench)")
+    "$LS" -m "$2" --host 127.0.0.1 --port $lport -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
+      -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
+    l=$!
+    cl+=("$(target/release/examples/serve_bench cold "http://127.0.0.1:$lport" bench)")
+    [ ${#cl[@]} -eq 3 ] || { kill $l; wait $l 2>/dev/null || true; }
+  done
+  local cold_ours cold_llama
+  cold_ours=$(printf '%s\n' "${co[@]}" | sort -g | sed -n 2p)
+  cold_llama=$(printf '%s\n' "${cl[@]}" | sort -g | sed -n 2p)
   echo "## $1 ($(basename "$2"), $SLOTS slots x $CTX tokens, $THREADS threads, generate $NTG)"
   echo
   echo "| figure | modelrunner | llama-server | ratio |"

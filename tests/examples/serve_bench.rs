@@ -2,9 +2,11 @@
 //! `llama-server` on the same model, settings and machine, in the same run
 //! (`scripts/bench-serve.sh` starts both).
 //!
-//! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: time to first token
-//! (p50, p99 over 40 short prompts), single-stream decode and 8-stream aggregate tokens/s,
-//! both through `POST /v1/completions` with `stream: true`, greedy, EOS biased away.
+//! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: five alternating
+//! rounds per server of 20 short prompts (time to first token; p50 and p99 over all 100),
+//! one stream (decode tokens/s) and 8 concurrent streams (aggregate tokens/s; medians of
+//! the rounds), all through `POST /v1/completions` with `stream: true`, greedy, EOS biased
+//! away.
 //! `serve_bench cold URL MODEL`: seconds until the first token of one request (the daemon
 //! loads the model on demand; for llama-server, URL is polled from process start).
 
@@ -65,41 +67,87 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn hot(url: &str, model: &str, eos: i32, vocab: i32, ntg: u32) -> [f64; 4] {
-    let c = reqwest::Client::new();
-    one(&c, url, model, &prompt(vocab, 999, 16), 4, eos).await;
+/// A fresh connection per request for both servers: llama-server closes idle
+/// keep-alive connections, which races with reuse.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// One round: TTFT samples of 20 short prompts, single-stream decode t/s, 8-stream
+/// aggregate t/s.
+async fn round(
+    c: &reqwest::Client,
+    url: &str,
+    model: &str,
+    eos: i32,
+    vocab: i32,
+    ntg: u32,
+    seed: usize,
+) -> (Vec<f64>, f64, f64) {
     let mut ttfts = Vec::new();
-    for i in 0..40 {
-        let r = one(&c, url, model, &prompt(vocab, 1000 + i, 16), 1, eos).await;
+    for i in 0..20 {
+        let r = one(c, url, model, &prompt(vocab, seed * 100 + i, 16), 1, eos).await;
         ttfts.push(r.ttft.as_secs_f64() * 1e3);
     }
-    let p50 = pct(&mut ttfts, 0.5);
-    let p99 = pct(&mut ttfts, 0.99);
-    let r = one(&c, url, model, &prompt(vocab, 7, 16), ntg, eos).await;
+    let r = one(c, url, model, &prompt(vocab, seed * 100 + 50, 16), ntg, eos).await;
     let single = f64::from(r.tokens - 1) / (r.total - r.ttft).as_secs_f64();
     let start = Instant::now();
     let streams: Vec<_> = (0..8)
         .map(|i| {
             let (c, url, model) = (c.clone(), url.to_string(), model.to_string());
-            tokio::spawn(async move {
-                one(&c, &url, &model, &prompt(vocab, 50 + i, 16), ntg, eos)
-                    .await
-                    .tokens
-            })
+            let p = prompt(vocab, seed * 100 + 60 + i, 16);
+            tokio::spawn(async move { one(&c, &url, &model, &p, ntg, eos).await.tokens })
         })
         .collect();
     let mut tokens = 0;
     for s in streams {
         tokens += s.await.unwrap();
     }
-    let agg = f64::from(tokens) / start.elapsed().as_secs_f64();
-    [single, agg, p50, p99]
+    (
+        ttfts,
+        single,
+        f64::from(tokens) / start.elapsed().as_secs_f64(),
+    )
+}
+
+/// Figures of both servers over `ROUNDS` alternating rounds: medians of the throughput
+/// figures, percentiles over all TTFT samples.
+async fn hot(urls: [&str; 2], model: &str, eos: i32, vocab: i32, ntg: u32) -> [[f64; 4]; 2] {
+    const ROUNDS: usize = 5;
+    let c = client();
+    let mut ttft = [Vec::new(), Vec::new()];
+    let mut single = [Vec::new(), Vec::new()];
+    let mut agg = [Vec::new(), Vec::new()];
+    for url in urls {
+        one(&c, url, model, &prompt(vocab, 999, 16), 4, eos).await;
+    }
+    for r in 0..ROUNDS {
+        for (i, url) in urls.iter().enumerate() {
+            let (t, s, a) = round(&c, url, model, eos, vocab, ntg, r + 1).await;
+            ttft[i].extend(t);
+            single[i].push(s);
+            agg[i].push(a);
+        }
+    }
+    let mut out = [[0.0; 4]; 2];
+    for i in 0..2 {
+        out[i] = [
+            pct(&mut single[i], 0.5),
+            pct(&mut agg[i], 0.5),
+            pct(&mut ttft[i], 0.5),
+            pct(&mut ttft[i], 0.99),
+        ];
+    }
+    out
 }
 
 /// Seconds from "nothing loaded" to the first token: the daemon's models are unloaded
 /// first; llama-server is started just before this runs.
 async fn cold(url: &str, model: &str) -> f64 {
-    let c = reqwest::Client::new();
+    let c = client();
     let _ = c
         .post(format!("{url}/engines/unload"))
         .json(&json!({"all": true}))
@@ -132,8 +180,7 @@ async fn main() {
                 a[6].parse().unwrap(),
                 a[7].parse().unwrap(),
             );
-            let ours = hot(&a[2], &a[4], eos, vocab, ntg).await;
-            let llama = hot(&a[3], &a[4], eos, vocab, ntg).await;
+            let [ours, llama] = hot([&a[2], &a[3]], &a[4], eos, vocab, ntg).await;
             let names = [
                 "decode, 1 stream (t/s)",
                 "aggregate, 8 streams (t/s)",

@@ -277,10 +277,13 @@ impl RunnerProcess {
                     None => format!("the runner exited while loading ({status})"),
                 }));
             }
-            if client
-                .call::<Value>(Method::GET, "/health", None::<&()>)
-                .await
-                .is_ok()
+            // The runner binds its socket once the model is loaded: until the file
+            // exists a cheap stat is enough, so readiness is seen within milliseconds.
+            if socket.exists()
+                && client
+                    .call::<Value>(Method::GET, "/health", None::<&()>)
+                    .await
+                    .is_ok()
             {
                 return Ok(RunnerProcess { child, client });
             }
@@ -290,7 +293,7 @@ impl RunnerProcess {
                     "the runner did not become ready within {timeout:?}"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 

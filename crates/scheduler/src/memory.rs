@@ -6,8 +6,8 @@
 //!   of the block matrices when it repacks them for the CPU's AMX tiles;
 //! - the KV cache (f16 keys and values for every cell of every slot, zeroed at load);
 //! - the compute buffers as far as a generation touches them (one micro-batch of
-//!   activations, the attention mask over every cell, one row of logits per slot) and the
-//!   context's fixed overhead (graph metadata, thread pools).
+//!   activations, its attention scores over one slot's cells, one row of logits per
+//!   slot) and the context's fixed overhead (graph metadata, thread pools).
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +58,8 @@ pub struct ModelShape {
     pub k_width: u64,
     /// Value width per token and layer.
     pub v_width: u64,
+    /// Attention heads.
+    pub n_head: u64,
     /// Trained context length.
     pub trained_context: Option<u64>,
     /// Bytes of block matrices in types the AMX backend repacks.
@@ -119,6 +121,7 @@ impl ModelShape {
             n_ff: key("feed_forward_length").unwrap_or(4 * n_embd),
             n_vocab,
             k_width: n_head_kv * k_head,
+            n_head,
             v_width: n_head_kv * v_head,
             trained_context: key("context_length"),
         }
@@ -153,10 +156,13 @@ pub struct Estimate {
 pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32, baseline: u64) -> Estimate {
     let cells = u64::from(slots) * u64::from(slot_context);
     let kv_cache = shape.n_layer * cells * (shape.k_width + shape.v_width) * 2;
-    // f32 activations of one micro-batch, the f16 attention mask over every cell, one
-    // row of f32 logits per slot.
+    // f32 activations of one micro-batch; its attention over one slot's cells (the engine
+    // runs without flash attention on the CPU: f32 scores per head, their softmax, which
+    // ggml's allocator partly lays over freed buffers, and the mask; measured at about
+    // 1.5 score matrices per head); one row of f32 logits per slot.
+    let ctx = u64::from(slot_context);
     let compute = 4 * UBATCH * (4 * shape.n_embd + shape.n_ff)
-        + 2 * UBATCH * cells
+        + 4 * UBATCH * ctx * (3 * shape.n_head / 2 + 1)
         + 4 * u64::from(slots) * shape.n_vocab
         + CONTEXT_OVERHEAD;
     // AMX keeps a Q8_0 block of 34 bytes as 38 (quants, scale, compensation).
@@ -231,6 +237,7 @@ mod tests {
             n_vocab: 32_000,
             k_width: 768,
             v_width: 768,
+            n_head: 12,
             trained_context: Some(2048),
             amx_bytes: 0,
         };

@@ -1,34 +1,21 @@
 #!/usr/bin/env bash
 # Benchmark: the modelrunner runner against llama.cpp's own llama-server on the same model,
 # machine and settings, in the same run (crates/engine/examples/server_bench.rs). llama-server
-# is built with native CPU flags from the llama.cpp sources in the llama-cpp-python source
-# distribution on PyPI (LLAMA_CPP_PYTHON, default 0.3.36: ggml 0.25, the release closest to
-# the ggml 0.26 that llama-cpp-sys-2 0.1.161 bundles).
+# is built by scripts/llama-server.sh.
 # Models: stories260K (per-token overhead dominates) and a ~100M-parameter Q8_0 llama made by
 # the fixture writer (weights dominate). Results go to stdout; docs/performance.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
-VER=${LLAMA_CPP_PYTHON:-0.3.36}
 SLOTS=8; CTX=512; NPP=${NPP:-256}; NTG=${NTG:-64}
 mkdir -p "$DIR"
+# The peer runs with the engine's own layout: a KV stream per slot, no flash attention.
+PEER_ARGS=${PEER_ARGS:---no-kv-unified -fa off}
 scripts/deps.sh
 cargo build -q --release --bins
 cargo build -q --release -p modelrunner-engine --example server_bench
 cargo build -q --release -p modelrunner-testkit --example make_gguf
-SRC="$DIR/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
-if [ ! -d "$SRC" ]; then
-  mkdir -p "$DIR/sdist"
-  pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VER" -d "$DIR/sdist"
-  tar xzf "$DIR/sdist/llama_cpp_python-$VER.tar.gz" -C "$DIR/sdist"
-fi
-LS="$DIR/llama-server-build/bin/llama-server"
-if [ ! -x "$LS" ]; then
-  cmake -S "$SRC" -B "$DIR/llama-server-build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
-  cmake --build "$DIR/llama-server-build" --target llama-server -j"$(nproc)" >/dev/null
-fi
+LS=$(scripts/llama-server.sh)
 Q8="$DIR/fixture-100m-q8.gguf"
 [ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
 THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
@@ -40,7 +27,7 @@ bench() { # name model eos vocab
     --threads "$THREADS" 2>"$DIR/runner.log" &
   local r=$!
   "$LS" -m "$2" --host 127.0.0.1 --port $port -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
-    -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
+    -t "$THREADS" -tb "$THREADS" $PEER_ARGS --no-webui >"$DIR/llama-server.log" 2>&1 &
   local l=$!
   for _ in $(seq 300); do
     [ -S "$sock" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break

@@ -1,37 +1,20 @@
 #!/usr/bin/env bash
 # Benchmark: modelrunnerd end to end (OpenAI API, on-demand runner) against llama.cpp's own
 # llama-server on the same model and settings (8 slots x 512 tokens, unified KV cache,
-# same threads), in the same run (tests/examples/serve_bench.rs). llama-server comes from
-# the llama.cpp sources in the llama-cpp-python sdist on PyPI, built with explicit x86-64
-# ISA flags (LLAMA_SERVER to use another binary). Results go to stdout; docs/performance.md
-# records them.
+# same threads), in the same run (tests/examples/serve_bench.rs). llama-server is built by
+# scripts/llama-server.sh. Results go to stdout; docs/performance.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
-VER=${LLAMA_CPP_PYTHON:-0.3.36}
 SLOTS=8; CTX=512; NTG=${NTG:-200}
 mkdir -p "$DIR"
+# The peer runs with the engine's own layout: a KV stream per slot, no flash attention.
+PEER_ARGS=${PEER_ARGS:---no-kv-unified -fa off}
 scripts/deps.sh
 cargo build -q --release --bins
 cargo build -q --release -p modelrunner-e2e --example serve_bench
 cargo build -q --release -p modelrunner-testkit --example make_gguf
-LS=${LLAMA_SERVER:-$DIR/llama-server-isa/bin/llama-server}
-if [ ! -x "$LS" ]; then
-  SRC="$DIR/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
-  if [ ! -d "$SRC" ]; then
-    mkdir -p "$DIR/sdist"
-    pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VER" -d "$DIR/sdist"
-    tar xzf "$DIR/sdist/llama_cpp_python-$VER.tar.gz" -C "$DIR/sdist"
-  fi
-  # GGML_NATIVE=ON builds a binary that dies with SIGILL on Q8_0 models on this VM (its
-  # AMX path); these flags give the same AVX-512 kernels without it.
-  cmake -S "$SRC" -B "$DIR/llama-server-isa" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
-    -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON \
-    -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
-  cmake --build "$DIR/llama-server-isa" --target llama-server -j"$(nproc)" >/dev/null
-fi
+LS=$(scripts/llama-server.sh)
 Q8="$DIR/fixture-100m-q8.gguf"
 [ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
 THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
@@ -59,7 +42,7 @@ bench() { # name model-file eos vocab
   for _ in 1 2 3; do
     co+=("$(target/release/examples/serve_bench cold "http://127.0.0.1:$port" bench)")
     "$LS" -m "$2" --host 127.0.0.1 --port $lport -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
-      -t "$THREADS" -tb "$THREADS" --kv-unified --no-webui >"$DIR/llama-server.log" 2>&1 &
+      -t "$THREADS" -tb "$THREADS" $PEER_ARGS --no-webui >"$DIR/llama-server.log" 2>&1 &
     l=$!
     cl+=("$(target/release/examples/serve_bench cold "http://127.0.0.1:$lport" bench)")
     [ ${#cl[@]} -eq 3 ] || { kill $l; wait $l 2>/dev/null || true; }

@@ -411,3 +411,32 @@ async fn settings_persist_and_a_killed_daemon_leaves_nothing_behind() {
     assert_eq!(r["slots"], 2);
     assert_eq!(r["keep_alive"], "-1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_load_failures_back_off() {
+    let d = Daemon::start(&[]);
+    let p = d.dir.path().join("alien.gguf");
+    modelrunner_testkit::LlamaSpec::tiny()
+        .build(5)
+        .set(
+            "general.architecture",
+            modelrunner_testkit::Kv::Str("nonesuch".into()),
+        )
+        .write_file(&p)
+        .unwrap();
+    d.ok(&["package", "--gguf", p.to_str().unwrap(), "alien"]);
+    let c = reqwest::Client::new();
+    for _ in 0..2 {
+        let (s, v) = touch(&c, &d, "alien").await;
+        assert_eq!(s, 500, "{v}");
+    }
+    // From the second failure in a row, the next load waits (1 s, then 2 s, ...).
+    let t = Instant::now();
+    let (s, v) = touch(&c, &d, "alien").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "no backoff: {:?}",
+        t.elapsed()
+    );
+}

@@ -192,7 +192,9 @@ fn forward_stderr(
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("{line}");
+            // Never panic on a closed stderr (eprintln! would).
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
             if let Some(msg) = error_line(&line) {
                 *keep.lock().expect("stderr lock") = Some(msg);
             }

@@ -8,7 +8,15 @@ use modelrunner_e2e::{runner_pids, wait_until, Daemon};
 fn run_answers_a_prompt_preloads_and_chats() {
     let d = Daemon::start(&[]);
     let stories = d.package_chat_model("stories");
-    let out = d.ok(&["run", "--max-tokens", "40", "stories", "Once upon a time"]);
+    let out = d.ok(&[
+        "run",
+        "--max-tokens",
+        "40",
+        "--temperature",
+        "0",
+        "stories",
+        "Once upon a time",
+    ]);
     assert!(out.trim().len() > 10, "{out:?}");
     if stories {
         assert!(

@@ -231,6 +231,12 @@ async fn a_crashed_runner_fails_its_streams_fast_and_reloads() {
     assert_eq!(st, 200, "{v}");
     let new_pid = ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32;
     assert_ne!(new_pid, pid);
+    // A runner that dies between requests costs no request: the next one right after
+    // the crash is served by a fresh runner.
+    // SAFETY: killing the runner we just looked up.
+    unsafe { libc::kill(new_pid, libc::SIGKILL) };
+    let (st, _, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 3, false)).await;
+    assert_eq!(st, 200, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

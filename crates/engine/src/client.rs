@@ -23,12 +23,18 @@ pub struct RunnerClient {
     socket: PathBuf,
 }
 
-async fn send(
+/// The connection half of a request to the runner: it does the socket I/O and must be
+/// polled while the response is read.
+type Conn = std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<()>> + Send>>;
+
+/// Sends one request on a fresh connection; returns the response head and the
+/// connection, which the caller polls (itself, or on a task) while it reads the body.
+async fn send_on(
     socket: &Path,
     method: Method,
     path: &str,
     body: Option<Vec<u8>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, EngineError> {
+) -> Result<(hyper::Response<hyper::body::Incoming>, Conn), EngineError> {
     let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
         EngineError::Stopped(format!(
             "cannot connect to the runner at {}: {e}",
@@ -38,9 +44,7 @@ async fn send(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| EngineError::Runner(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut conn: Conn = Box::pin(conn);
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -48,10 +52,31 @@ async fn send(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("request builds");
-    sender
-        .send_request(req)
-        .await
-        .map_err(|e| EngineError::Stopped(format!("the runner went away: {e}")))
+    let gone = |e: hyper::Error| EngineError::Stopped(format!("the runner went away: {e}"));
+    let response = sender.send_request(req);
+    tokio::pin!(response);
+    let resp = tokio::select! {
+        r = &mut response => r.map_err(gone)?,
+        r = &mut conn => {
+            r.map_err(gone)?;
+            return Err(EngineError::Stopped("the runner closed the connection".into()));
+        }
+    };
+    Ok((resp, conn))
+}
+
+/// [`send_on`] with the connection polled on its own task.
+async fn send(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, EngineError> {
+    let (resp, conn) = send_on(socket, method, path, body).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(resp)
 }
 
 async fn error_from(resp: hyper::Response<hyper::body::Incoming>) -> EngineError {
@@ -127,7 +152,7 @@ impl RunnerClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<impl Stream<Item = Event> + Send + 'static, EngineError> {
-        let resp = send(
+        let (resp, conn) = send_on(
             &self.socket,
             Method::POST,
             path,
@@ -135,12 +160,17 @@ impl RunnerClient {
         )
         .await?;
         if !resp.status().is_success() {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
             return Err(error_from(resp).await);
         }
         let body = resp.into_body();
+        // The connection is polled by the stream itself, not on a task of its own: each
+        // token then wakes one task instead of two (this runs for every token).
         Ok(futures::stream::unfold(
-            (body, Vec::new(), false),
-            |(mut body, mut buf, done)| async move {
+            (body, Vec::new(), false, Some(conn)),
+            |(mut body, mut buf, done, mut conn)| async move {
                 if done {
                     return None;
                 }
@@ -151,9 +181,21 @@ impl RunnerClient {
                             Event::failure(format!("bad event from the runner: {e}"))
                         });
                         let end = !matches!(ev, Event::Token { .. });
-                        return Some((ev, (body, buf, end)));
+                        return Some((ev, (body, buf, end, conn)));
                     }
-                    match body.frame().await {
+                    let frame = match conn.as_mut() {
+                        Some(c) => tokio::select! {
+                            biased;
+                            f = body.frame() => f,
+                            _ = c => {
+                                // The connection is done; the body holds what is left.
+                                conn = None;
+                                continue;
+                            }
+                        },
+                        None => body.frame().await,
+                    };
+                    match frame {
                         Some(Ok(f)) => {
                             if let Some(d) = f.data_ref() {
                                 buf.extend_from_slice(d);
@@ -162,13 +204,13 @@ impl RunnerClient {
                         Some(Err(e)) => {
                             return Some((
                                 Event::failure(format!("the runner stopped mid-stream: {e}")),
-                                (body, buf, true),
+                                (body, buf, true, conn),
                             ));
                         }
                         None => {
                             return Some((
                                 Event::failure("the runner stopped mid-stream"),
-                                (body, buf, true),
+                                (body, buf, true, conn),
                             ));
                         }
                     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tracing::instrument;
 
 use super::request::ChatCompletionRequest;
-use super::{chat_logprob, finish, preload_only, sse, start, usage_json, Meta};
+use super::{chat_logprob, finish, on_runner, preload_only, sse, start, usage_json, Meta};
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -24,11 +24,15 @@ pub(crate) async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let engine_req = req.to_engine()?;
     let spec = model_spec(&state, &req.model, Mode::Completion).await?;
-    let guard = state.scheduler.acquire(&spec, req.gen.keep_alive).await?;
     if preload_only(&headers) {
+        state.scheduler.acquire(&spec, req.gen.keep_alive).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let mut events = Box::pin(start(&guard, "/chat", &engine_req).await?);
+    let (guard, events) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
+        start(c, "/chat", engine_req.clone())
+    })
+    .await?;
+    let mut events = Box::pin(events);
     let meta = Meta::new("chatcmpl", &req.model);
     let logprobs = req.logprobs;
     if !req.gen.stream {
@@ -94,6 +98,11 @@ pub(crate) async fn chat_completions(
         Value::Null,
         Value::Null,
     ));
+    let plain = sse::Template::new(&chunk(
+        json!({ "content": sse::SLOT }),
+        Value::Null,
+        Value::Null,
+    ));
     let frames = events
         .map(move |ev| {
             let _hold = &guard;
@@ -104,17 +113,17 @@ pub(crate) async fn chat_completions(
                     if text.is_empty() && lp.is_none() {
                         return vec![];
                     }
-                    let lp = match lp {
+                    match lp {
                         Some((p, top)) if logprobs => {
-                            json!({"content": [chat_logprob(&text, p, &top)]})
+                            let lp = json!({"content": [chat_logprob(&text, p, &top)]});
+                            vec![sse::frame(&chunk(
+                                json!({"content": text}),
+                                lp,
+                                Value::Null,
+                            ))]
                         }
-                        _ => Value::Null,
-                    };
-                    vec![sse::frame(&chunk(
-                        json!({"content": text}),
-                        lp,
-                        Value::Null,
-                    ))]
+                        _ => vec![plain.render(&text)],
+                    }
                 }
                 Event::Done {
                     finish_reason,

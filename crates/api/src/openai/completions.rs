@@ -12,7 +12,7 @@ use tracing::instrument;
 
 use super::chat::failed;
 use super::request::CompletionRequest;
-use super::{add_usage, finish, preload_only, sse, start, usage_json, Meta};
+use super::{add_usage, finish, on_runner, preload_only, sse, start, usage_json, Meta};
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -55,22 +55,24 @@ pub(crate) async fn completions(
 ) -> Result<Response, ApiError> {
     let requests = req.to_engine()?;
     let spec = model_spec(&state, &req.model, Mode::Completion).await?;
-    let mut guards = Vec::with_capacity(requests.len());
-    for _ in 0..requests.len() {
-        guards.push(state.scheduler.acquire(&spec, req.gen.keep_alive).await?);
-    }
     if preload_only(&headers) {
+        state.scheduler.acquire(&spec, req.gen.keep_alive).await?;
         return Ok(StatusCode::OK.into_response());
     }
+    let mut guards = Vec::with_capacity(requests.len());
     let mut echoes = Vec::with_capacity(requests.len());
     let mut streams = Vec::with_capacity(requests.len());
-    for (i, (r, g)) in requests.iter().zip(&guards).enumerate() {
+    for (i, r) in requests.into_iter().enumerate() {
+        let (g, s) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
+            start(c, "/generate", r.clone())
+        })
+        .await?;
         echoes.push(if req.echo {
-            echo_text(g, &r.prompt).await?
+            echo_text(&g, &r.prompt).await?
         } else {
             String::new()
         });
-        let s = start(g, "/generate", r).await?;
+        guards.push(g);
         streams.push(Box::pin(s.map(move |e| (i, e))));
     }
     let n = streams.len();
@@ -143,6 +145,9 @@ pub(crate) async fn completions(
         .filter(|(_, e)| !e.is_empty())
         .map(|(i, e)| sse::frame(&chunk(i, e, Value::Null, Value::Null)))
         .collect();
+    let plain: Vec<sse::Template> = (0..n)
+        .map(|i| sse::Template::new(&chunk(i, sse::SLOT, Value::Null, Value::Null)))
+        .collect();
     let mut offsets = echoes.iter().map(String::len).collect::<Vec<_>>();
     let mut left = n;
     let mut usage = Usage::default();
@@ -154,16 +159,16 @@ pub(crate) async fn completions(
                     if text.is_empty() && logprobs.is_none() {
                         return vec![];
                     }
-                    let lp = match logprobs {
+                    let frame = match logprobs {
                         Some((p, top)) if want_lp => {
                             let mut l = Logprobs::default();
                             l.push(offsets[i], &text, p, &top);
-                            l.json()
+                            sse::frame(&chunk(i, &text, l.json(), Value::Null))
                         }
-                        _ => Value::Null,
+                        _ => plain[i].render(&text),
                     };
                     offsets[i] += text.len();
-                    vec![sse::frame(&chunk(i, &text, lp, Value::Null))]
+                    vec![frame]
                 }
                 Event::Done {
                     finish_reason,

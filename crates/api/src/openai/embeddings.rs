@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
 
-use super::preload_only;
 use super::request::PromptInput;
+use super::{on_runner, preload_only};
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -87,10 +87,16 @@ pub(crate) async fn embeddings(
     if preload_only(&headers) {
         return Ok(StatusCode::OK.into_response());
     }
-    let out: Value = guard
-        .client()
-        .call(Method::POST, "/embeddings", Some(&json!({"input": inputs})))
-        .await?;
+    drop(guard);
+    let body = json!({ "input": inputs });
+    let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
+        let body = body.clone();
+        async move {
+            c.call::<Value>(Method::POST, "/embeddings", Some(&body))
+                .await
+        }
+    })
+    .await?;
     drop(guard);
     let mut total = 0u64;
     let data: Vec<Value> = out["data"]

@@ -8,6 +8,7 @@ use modelrunner_scheduler::Mode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::on_runner;
 use crate::extract::ApiJson;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -38,10 +39,19 @@ pub(crate) struct ApplyTemplateRequest {
     tools: Option<Value>,
 }
 
-async fn call(state: &AppState, model: &str, path: &str, body: Value) -> Result<Value, ApiError> {
+async fn call(
+    state: &AppState,
+    model: &str,
+    path: &'static str,
+    body: Value,
+) -> Result<Value, ApiError> {
     let spec = model_spec(state, model, Mode::Completion).await?;
-    let guard = state.scheduler.acquire(&spec, None).await?;
-    Ok(guard.client().call(Method::POST, path, Some(&body)).await?)
+    let (_, v) = on_runner(state, &spec, None, |c| {
+        let body = body.clone();
+        async move { c.call::<Value>(Method::POST, path, Some(&body)).await }
+    })
+    .await?;
+    Ok(v)
 }
 
 /// `POST /tokenize`: `{"tokens": [...]}`, or with `with_pieces` `[{"id", "piece"}]`.

@@ -14,30 +14,65 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
+use std::future::Future;
+
 use futures::{Stream, StreamExt};
 use modelrunner_engine::protocol::TokenLogprob;
-use modelrunner_engine::{Event, FinishReason, Usage};
-use modelrunner_scheduler::RunnerGuard;
+use modelrunner_engine::{EngineError, Event, FinishReason, RunnerClient, Usage};
+use modelrunner_scheduler::{KeepAlive, ModelSpec, RunnerGuard};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tracing::warn;
 
-use crate::ApiError;
+use crate::{ApiError, AppState};
+
+/// Acquires the model's runner and runs `op` on it. A runner that cannot be reached (it
+/// crashed between requests and its supervisor has not noticed yet) is retired and the
+/// operation tried once more on a fresh one, so that a crash costs only the requests
+/// that were running in it.
+pub(crate) async fn on_runner<T, Fut>(
+    state: &AppState,
+    spec: &ModelSpec,
+    keep_alive: Option<KeepAlive>,
+    op: impl Fn(RunnerClient) -> Fut,
+) -> Result<(RunnerGuard, T), ApiError>
+where
+    Fut: Future<Output = Result<T, EngineError>>,
+{
+    let mut retried = false;
+    loop {
+        let guard = state.scheduler.acquire(spec, keep_alive).await?;
+        match op(guard.client().clone()).await {
+            Ok(v) => return Ok((guard, v)),
+            Err(EngineError::Stopped(why)) if !retried => {
+                warn!(model = %spec.name, cause = %why, "runner unreachable; loading it again");
+                guard.retire();
+                retried = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
 
 /// Starts a generation and waits for its first event, so that a request the engine
 /// rejects (a prompt longer than the context, a grammar that does not compile) gets a
-/// 400 rather than a stream that fails.
+/// 400 rather than a stream that fails, and a runner that dies before its first token
+/// can be replaced.
 pub(crate) async fn start(
-    guard: &RunnerGuard,
-    path: &str,
-    body: &impl Serialize,
-) -> Result<impl Stream<Item = Event> + Send + 'static, ApiError> {
-    let mut s = Box::pin(guard.client().stream(path, body).await?);
+    client: RunnerClient,
+    path: &'static str,
+    body: impl Serialize,
+) -> Result<impl Stream<Item = Event> + Send + 'static, EngineError> {
+    let mut s = Box::pin(client.stream(path, &body).await?);
     let first = s
         .next()
         .await
         .unwrap_or_else(|| Event::failure("the runner ended the stream without a result"));
     if first.is_rejection() {
-        return Err(first.as_error().expect("an error event").into());
+        return Err(first.as_error().expect("an error event"));
+    }
+    if let Event::Error { message, .. } = &first {
+        return Err(EngineError::Stopped(message.clone()));
     }
     Ok(futures::stream::iter([first]).chain(s))
 }

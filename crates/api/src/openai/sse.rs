@@ -41,3 +41,51 @@ pub(crate) fn response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Re
     )
         .into_response()
 }
+
+/// A chunk whose only varying part is one string (a token's text), rendered once around
+/// a placeholder: each token then costs one string escape instead of building and
+/// serialising a JSON tree (this path runs for every generated token).
+pub(crate) struct Template {
+    head: String,
+    tail: String,
+}
+
+/// Stands in for the varying string while the template is rendered.
+pub(crate) const SLOT: &str = "\u{1}modelrunner-slot\u{1}";
+
+impl Template {
+    /// `chunk` must contain [`SLOT`] as one string value.
+    pub(crate) fn new(chunk: &Value) -> Template {
+        let text = serde_json::to_string(chunk).expect("json serialises");
+        let quoted = serde_json::to_string(SLOT).expect("json serialises");
+        let at = text.find(&quoted).expect("the chunk holds the slot");
+        Template {
+            head: format!("data: {}", &text[..at]),
+            tail: format!("{}\n\n", &text[at + quoted.len()..]),
+        }
+    }
+
+    /// The frame with `text` in the slot.
+    pub(crate) fn render(&self, text: &str) -> Bytes {
+        let quoted = serde_json::to_string(text).expect("json serialises");
+        let mut s = String::with_capacity(self.head.len() + quoted.len() + self.tail.len());
+        s.push_str(&self.head);
+        s.push_str(&quoted);
+        s.push_str(&self.tail);
+        Bytes::from(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_renders_like_the_tree() {
+        let chunk = |t: &str| json!({"id": "x", "choices": [{"delta": {"content": t}, "finish_reason": null}]});
+        let tpl = Template::new(&chunk(SLOT));
+        for t in ["", "hi", "a \"quoted\"\nline", "é\u{1}"] {
+            assert_eq!(tpl.render(t), frame(&chunk(t)));
+        }
+    }
+}

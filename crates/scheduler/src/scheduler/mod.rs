@@ -167,6 +167,13 @@ impl RunnerGuard {
     pub fn is_dead(&self) -> bool {
         self.runner.is_dead()
     }
+
+    /// Gives up on this runner (it could not be reached: it crashed between requests and
+    /// its supervisor has not noticed yet): it leaves the table and is stopped, so the
+    /// next acquire loads a fresh one.
+    pub fn retire(&self) {
+        self.sched.remove(&self.runner);
+    }
 }
 
 impl Drop for RunnerGuard {

@@ -65,6 +65,7 @@ fn scheduler_config(config: &Config) -> anyhow::Result<SchedulerConfig> {
         default_context: config.default_context,
         threads: config.threads,
         gpu_layers: config.gpu_layers,
+        gpu: cfg!(feature = "cuda"),
         health_interval: config.health_interval,
         ..SchedulerConfig::default()
     })

@@ -13,8 +13,10 @@ fn mib(b: &u64) -> String {
 pub enum SchedulerError {
     /// The model would not fit in memory, even after unloading idle models.
     #[error(
-        "not enough memory to load {model}: it needs about {} ({}), but only {} {} ({} held by models that are in use)",
-        mib(need), breakdown, mib(available), if limit.is_some() { "is left within the configured memory limit" } else { "is available" }, mib(in_use)
+        "not enough {} to load {model}: it needs about {} ({}), but only {} {} ({} held by models that are in use)",
+        if *gpu { "GPU memory" } else { "memory" }, mib(need), breakdown, mib(available),
+        if *gpu { "is free on the GPU" } else if limit.is_some() { "is left within the configured memory limit" } else { "is available" },
+        mib(in_use)
     )]
     InsufficientMemory {
         /// The model.
@@ -29,6 +31,8 @@ pub enum SchedulerError {
         in_use: u64,
         /// The configured limit, if any.
         limit: Option<u64>,
+        /// Whether GPU memory (not host memory) is what is short.
+        gpu: bool,
     },
     /// The model's queue is full.
     #[error("{model} is busy: {slots} requests are running and {queued} are queued; retry later")]

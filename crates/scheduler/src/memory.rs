@@ -147,13 +147,22 @@ pub struct Estimate {
     pub kv_cache: u64,
     /// Compute and output buffers.
     pub compute: u64,
-    /// The sum.
+    /// The sum in host memory.
     pub total: u64,
+    /// GPU memory: the offloaded layers' share of weights and KV cache, and the GPU's
+    /// compute buffers (0 without offloading).
+    pub gpu: u64,
 }
 
 /// The memory of `shape` served with `slots` slots of `slot_context` tokens each, by a
-/// process whose own baseline is `baseline` bytes.
-pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32, baseline: u64) -> Estimate {
+/// process whose own baseline is `baseline` bytes, with `gpu_layers` layers offloaded.
+pub fn estimate(
+    shape: &ModelShape,
+    slots: u32,
+    slot_context: u32,
+    baseline: u64,
+    gpu_layers: u32,
+) -> Estimate {
     let cells = u64::from(slots) * u64::from(slot_context);
     let kv_cache = shape.n_layer * cells * (shape.k_width + shape.v_width) * 2;
     // f32 activations of one micro-batch; its attention over one slot's cells (the engine
@@ -161,24 +170,64 @@ pub fn estimate(shape: &ModelShape, slots: u32, slot_context: u32, baseline: u64
     // ggml's allocator partly lays over freed buffers, and the mask; measured at about
     // 1.5 score matrices per head); one row of f32 logits per slot.
     let ctx = u64::from(slot_context);
+    let logits = 4 * u64::from(slots) * shape.n_vocab;
     let compute = 4 * UBATCH * (4 * shape.n_embd + shape.n_ff)
         + 4 * UBATCH * ctx * (3 * shape.n_head / 2 + 1)
-        + 4 * u64::from(slots) * shape.n_vocab
+        + logits
         + CONTEXT_OVERHEAD;
+    // The offloaded share of layers: their weights and KV cells live on the GPU, and so
+    // do the compute buffers once every layer is there (logits come back to the host).
+    let layers = shape.n_layer.max(1);
+    let offloaded = u64::from(gpu_layers).min(layers);
+    let share = |b: u64| b / layers * offloaded;
+    let all_on_gpu = offloaded == layers;
+    let gpu = if offloaded == 0 {
+        0
+    } else {
+        share(shape.file_bytes) + share(kv_cache) + compute
+    };
+    let host_compute = if all_on_gpu {
+        logits + CONTEXT_OVERHEAD
+    } else {
+        compute
+    };
     // AMX keeps a Q8_0 block of 34 bytes as 38 (quants, scale, compensation).
     let repacked = if cpu_has_amx() {
-        shape.amx_bytes * 38 / 34
+        (shape.amx_bytes - share(shape.amx_bytes)) * 38 / 34
     } else {
         0
     };
+    let weights = shape.file_bytes - share(shape.file_bytes);
+    let kv_host = kv_cache - share(kv_cache);
     Estimate {
         baseline,
-        weights: shape.file_bytes,
+        weights,
         repacked,
-        kv_cache,
-        compute,
-        total: baseline + shape.file_bytes + repacked + kv_cache + compute,
+        kv_cache: kv_host,
+        compute: host_compute,
+        total: baseline + weights + repacked + kv_host + host_compute,
+        gpu,
     }
+}
+
+/// Free memory of the first NVIDIA GPU (the one llama.cpp uses), from `nvidia-smi`;
+/// `None` without one.
+pub fn gpu_free() -> Option<u64> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_gpu_free(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `nvidia-smi`'s free MiB of the first GPU, in bytes.
+fn parse_gpu_free(text: &str) -> Option<u64> {
+    let mib: u64 = text.lines().next()?.trim().parse().ok()?;
+    Some(mib << 20)
 }
 
 /// Bytes the machine can still give: `MemAvailable`, bounded by the cgroup's headroom.
@@ -241,15 +290,51 @@ mod tests {
             trained_context: Some(2048),
             amx_bytes: 0,
         };
-        let one = estimate(&shape, 1, 512, RUNNER_BASELINE);
+        let one = estimate(&shape, 1, 512, RUNNER_BASELINE, 0);
         assert_eq!(one.kv_cache, 12 * 512 * 1536 * 2);
-        let four = estimate(&shape, 4, 2048, RUNNER_BASELINE);
+        let four = estimate(&shape, 4, 2048, RUNNER_BASELINE, 0);
         assert_eq!(four.kv_cache, 16 * one.kv_cache);
         assert_eq!(
             four.total,
             four.baseline + four.weights + four.repacked + four.kv_cache + four.compute
         );
         assert!(four.compute > one.compute);
+    }
+
+    #[test]
+    fn offloaded_layers_move_to_the_gpu() {
+        let shape = ModelShape {
+            file_bytes: 1200 << 20,
+            n_layer: 12,
+            n_embd: 768,
+            n_ff: 2048,
+            n_vocab: 32_000,
+            k_width: 768,
+            v_width: 768,
+            n_head: 12,
+            trained_context: Some(2048),
+            amx_bytes: 0,
+        };
+        let cpu = estimate(&shape, 2, 1024, RUNNER_BASELINE, 0);
+        assert_eq!(cpu.gpu, 0);
+        let half = estimate(&shape, 2, 1024, RUNNER_BASELINE, 6);
+        assert_eq!(half.weights, cpu.weights / 2);
+        assert_eq!(half.kv_cache, cpu.kv_cache / 2);
+        assert_eq!(half.gpu, cpu.weights / 2 + cpu.kv_cache / 2 + cpu.compute);
+        let all = estimate(&shape, 2, 1024, RUNNER_BASELINE, 999);
+        assert_eq!(all.weights, 0);
+        assert_eq!(all.kv_cache, 0);
+        assert!(all.compute < cpu.compute, "compute buffers moved too");
+        assert_eq!(all.gpu, cpu.weights + cpu.kv_cache + cpu.compute);
+        assert!(all.total < half.total && half.total < cpu.total);
+    }
+
+    #[test]
+    fn reads_nvidia_smi() {
+        assert_eq!(parse_gpu_free("81037\n"), Some(81037 << 20));
+        assert_eq!(parse_gpu_free("1024\n2048\n"), Some(1024 << 20));
+        assert_eq!(parse_gpu_free("[N/A]\n"), None);
+        assert_eq!(parse_gpu_free(""), None);
     }
 
     #[test]

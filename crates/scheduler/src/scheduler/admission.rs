@@ -12,6 +12,9 @@ use crate::error::SchedulerError;
 use crate::memory::{self, Estimate, ModelShape};
 use crate::runner::Runner;
 
+/// GPU memory always left free (other processes, CUDA's own context).
+const GPU_RESERVE: u64 = 512 << 20;
+
 impl Scheduler {
     /// Chooses the context size and makes room for it. An explicit size must fit; the
     /// default (packaged, else trained up to `default_context`) is halved until it does.
@@ -21,6 +24,7 @@ impl Scheduler {
         shape: &ModelShape,
         slots: u32,
         explicit: Option<u32>,
+        gpu_layers: u32,
     ) -> Result<(u32, Estimate), SchedulerError> {
         let mut candidates = Vec::new();
         match explicit {
@@ -40,7 +44,7 @@ impl Scheduler {
         }
         let mut last = None;
         for (i, ctx) in candidates.iter().enumerate() {
-            let est = memory::estimate(shape, slots, *ctx, self.baseline().await);
+            let est = memory::estimate(shape, slots, *ctx, self.baseline().await, gpu_layers);
             match self.make_room(spec, &est).await {
                 Ok(()) => {
                     if i > 0 {
@@ -110,24 +114,39 @@ impl Scheduler {
             let can = by_limit
                 .unwrap_or(u64::MAX)
                 .min(by_machine.unwrap_or(u64::MAX));
-            if est.total <= can {
+            // Offloaded layers need GPU memory too (when nvidia-smi can say how much is
+            // free; evicted runners give theirs back once they have exited).
+            let gpu_can = if est.gpu > 0 {
+                memory::gpu_free().map(|f| f.saturating_sub(GPU_RESERVE))
+            } else {
+                None
+            };
+            let gpu_short = gpu_can.is_some_and(|c| est.gpu > c);
+            if est.total <= can && !gpu_short {
                 return Ok(());
             }
             let Some(victim) = victim else {
+                let (need, available) = if gpu_short {
+                    (est.gpu, gpu_can.unwrap_or(0))
+                } else {
+                    (est.total, can)
+                };
                 return Err(SchedulerError::InsufficientMemory {
                     model: spec.name.clone(),
-                    need: est.total,
+                    need,
                     breakdown: format!(
-                        "weights {} (+{} repacked), KV cache {}, compute {}, process {}",
+                        "weights {} (+{} repacked), KV cache {}, compute {}, process {}, GPU {}",
                         format_bytes(est.weights),
                         format_bytes(est.repacked),
                         format_bytes(est.kv_cache),
                         format_bytes(est.compute),
-                        format_bytes(est.baseline)
+                        format_bytes(est.baseline),
+                        format_bytes(est.gpu)
                     ),
-                    available: can,
+                    available,
                     in_use: busy,
                     limit: self.cfg.memory_limit,
+                    gpu: gpu_short,
                 });
             };
             info!(model = %victim.name, for_model = %spec.name, "unloading the least recently used idle model to make room");

@@ -49,6 +49,9 @@ pub struct SchedulerConfig {
     pub threads: Option<u32>,
     /// Layers offloaded to a GPU.
     pub gpu_layers: u32,
+    /// Whether runners can offload at all (a CUDA build); without it GPU layers are
+    /// ignored by llama.cpp, and by the memory estimate.
+    pub gpu: bool,
     /// Time between health checks of a runner.
     pub health_interval: Duration,
     /// Time a health check may take.
@@ -71,6 +74,7 @@ impl Default for SchedulerConfig {
             default_context: 4096,
             threads: None,
             gpu_layers: 0,
+            gpu: false,
             health_interval: Duration::from_secs(5),
             health_timeout: Duration::from_secs(3),
             load_timeout: Duration::from_secs(600),
@@ -206,6 +210,7 @@ fn clone_error(e: &SchedulerError) -> SchedulerError {
             available,
             in_use,
             limit,
+            gpu,
         } => SchedulerError::InsufficientMemory {
             model: model.clone(),
             need: *need,
@@ -213,6 +218,7 @@ fn clone_error(e: &SchedulerError) -> SchedulerError {
             available: *available,
             in_use: *in_use,
             limit: *limit,
+            gpu: *gpu,
         },
         SchedulerError::InvalidSettings { param, message } => SchedulerError::InvalidSettings {
             param: param.clone(),
@@ -432,7 +438,14 @@ impl Scheduler {
             .map_err(|e| SchedulerError::Load(e.to_string()))??;
         let slots = saved.parallel.unwrap_or(self.cfg.parallel);
         let admission = self.admission.lock().await;
-        let (context, estimate) = self.fit(spec, &shape, slots, saved.context_size).await?;
+        let gpu_layers = if self.cfg.gpu {
+            saved.gpu_layers.unwrap_or(self.cfg.gpu_layers)
+        } else {
+            0
+        };
+        let (context, estimate) = self
+            .fit(spec, &shape, slots, saved.context_size, gpu_layers)
+            .await?;
         let files = RunnerFiles::new(&self.cfg.run_dir, instance);
         let mut args: Vec<String> = vec![
             "runner".into(),
@@ -445,7 +458,7 @@ impl Scheduler {
             "--ctx-size".into(),
             context.to_string(),
             "--gpu-layers".into(),
-            saved.gpu_layers.unwrap_or(self.cfg.gpu_layers).to_string(),
+            gpu_layers.to_string(),
         ];
         if let Some(t) = saved.threads.or(self.cfg.threads) {
             args.extend(["--threads".into(), t.to_string()]);

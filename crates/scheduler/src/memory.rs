@@ -276,10 +276,10 @@ pub fn resident(pid: u32) -> Option<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kv_cache_scales_with_cells_and_layers() {
-        let shape = ModelShape {
-            file_bytes: 100 << 20,
+    /// A 12-layer, 768-wide llama of `file_bytes` bytes.
+    fn test_shape(file_bytes: u64) -> ModelShape {
+        ModelShape {
+            file_bytes,
             n_layer: 12,
             n_embd: 768,
             n_ff: 2048,
@@ -289,7 +289,12 @@ mod tests {
             n_head: 12,
             trained_context: Some(2048),
             amx_bytes: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn kv_cache_scales_with_cells_and_layers() {
+        let shape = test_shape(100 << 20);
         let one = estimate(&shape, 1, 512, RUNNER_BASELINE, 0);
         assert_eq!(one.kv_cache, 12 * 512 * 1536 * 2);
         let four = estimate(&shape, 4, 2048, RUNNER_BASELINE, 0);
@@ -303,18 +308,7 @@ mod tests {
 
     #[test]
     fn offloaded_layers_move_to_the_gpu() {
-        let shape = ModelShape {
-            file_bytes: 1200 << 20,
-            n_layer: 12,
-            n_embd: 768,
-            n_ff: 2048,
-            n_vocab: 32_000,
-            k_width: 768,
-            v_width: 768,
-            n_head: 12,
-            trained_context: Some(2048),
-            amx_bytes: 0,
-        };
+        let shape = test_shape(1200 << 20);
         let cpu = estimate(&shape, 2, 1024, RUNNER_BASELINE, 0);
         assert_eq!(cpu.gpu, 0);
         let half = estimate(&shape, 2, 1024, RUNNER_BASELINE, 6);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use modelrunner_e2e::bin;
-use modelrunner_engine::{Event, GenerateRequest, RunnerProcess, SamplingParams};
+use modelrunner_engine::{Event, GenerateRequest, RunnerProcess};
 use modelrunner_testkit::{stories260k, LlamaSpec};
 use serde_json::json;
 
@@ -62,11 +62,9 @@ fn generates_and_chats_over_the_socket() {
         assert_eq!(props.slots, 2);
         assert_eq!(props.slot_context, 512);
         assert!(props.rss_bytes > 0);
-        let req = GenerateRequest {
-            sampling: SamplingParams { temperature: 0.0, ..Default::default() },
-            max_tokens: Some(20),
-            ..GenerateRequest::text("Once upon a time")
-        };
+        let mut req = GenerateRequest::text("Once upon a time");
+        req.options.sampling.temperature = 0.0;
+        req.options.max_tokens = Some(20);
         let events: Vec<Event> = runner.client.stream("/generate", &req).await.unwrap().collect().await;
         let text: String = events.iter().filter_map(|e| match e { Event::Token { text, .. } => Some(text.as_str()), _ => None }).collect();
         if trained {
@@ -93,10 +91,8 @@ fn a_killed_runner_fails_its_streams_quickly() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let (mut runner, _) = start(dir.path(), &[]).await;
-        let req = GenerateRequest {
-            max_tokens: Some(400),
-            ..GenerateRequest::text("Once upon a time")
-        };
+        let mut req = GenerateRequest::text("Once upon a time");
+        req.options.max_tokens = Some(400);
         let mut stream = Box::pin(runner.client.stream("/generate", &req).await.unwrap());
         assert!(matches!(stream.next().await, Some(Event::Token { .. })));
         let pid = runner.pid().unwrap() as i32;

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use modelrunner_engine::{Engine, EngineConfig, Event, GenerateRequest, Prompt, SamplingParams};
+use modelrunner_engine::{Engine, EngineConfig, Event, GenerateRequest, Prompt};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,19 +37,19 @@ fn main() {
         for npl in npls {
             // Distinct token prompts so no slot reuses another's cache.
             let reqs: Vec<GenerateRequest> = (0..npl)
-                .map(|i| GenerateRequest {
-                    prompt: Prompt::Tokens(
-                        (0..npp)
-                            .map(|j| 3 + ((j * 7 + i as usize * 13) % 250) as i32)
-                            .collect(),
-                    ),
-                    add_special: false,
-                    sampling: SamplingParams {
-                        temperature: 0.0,
-                        ..SamplingParams::default()
-                    },
-                    max_tokens: Some(ntg),
-                    ..GenerateRequest::text("")
+                .map(|i| {
+                    let mut r = GenerateRequest {
+                        prompt: Prompt::Tokens(
+                            (0..npp)
+                                .map(|j| 3 + ((j * 7 + i as usize * 13) % 250) as i32)
+                                .collect(),
+                        ),
+                        add_special: false,
+                        ..GenerateRequest::text("")
+                    };
+                    r.options.sampling.temperature = 0.0;
+                    r.options.max_tokens = Some(ntg);
+                    r
                 })
                 .collect();
             let start = Instant::now();

@@ -115,13 +115,75 @@ impl SamplingParams {
 
 /// One generation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct GenerateRequest {
     /// The prompt.
     pub prompt: Prompt,
     /// Add the model's BOS token (when it uses one) to a text prompt.
     #[serde(default = "yes")]
     pub add_special: bool,
+    /// How to generate.
+    #[serde(flatten)]
+    pub options: GenerateOptions,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl GenerateRequest {
+    /// A request for a text prompt with default sampling.
+    pub fn text(prompt: &str) -> Self {
+        GenerateRequest {
+            prompt: Prompt::Text(prompt.to_string()),
+            add_special: true,
+            options: GenerateOptions::default(),
+        }
+    }
+
+    /// Checks everything that does not need the model.
+    pub fn validate(&self, n_vocab: i32) -> Result<(), EngineError> {
+        let o = &self.options;
+        o.sampling.validate(n_vocab)?;
+        if let Prompt::Tokens(t) = &self.prompt {
+            if let Some(bad_tok) = t.iter().find(|t| **t < 0 || **t >= n_vocab) {
+                return Err(bad(
+                    "prompt",
+                    format!("token {bad_tok} is not in the vocabulary (0..{n_vocab})"),
+                ));
+            }
+        }
+        if o.stop.len() > 16 || o.stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+            return Err(bad(
+                "stop",
+                "at most 16 non-empty stop strings of up to 256 bytes",
+            ));
+        }
+        if o.logprobs.is_some_and(|n| n > 20) {
+            return Err(bad("logprobs", "at most 20 alternatives"));
+        }
+        if o.grammar.is_some() && o.json_schema.is_some() {
+            return Err(bad("grammar", "give a grammar or a JSON schema, not both"));
+        }
+        Ok(())
+    }
+}
+
+/// A chat message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatRequest {
+    /// Messages as the template expects them (`role`, `content`, ...).
+    pub messages: Vec<serde_json::Value>,
+    /// Tools, passed to the template.
+    #[serde(default)]
+    pub tools: Option<serde_json::Value>,
+    /// How to generate.
+    #[serde(flatten)]
+    pub options: GenerateOptions,
+}
+
+/// How to generate: everything of a request but its prompt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct GenerateOptions {
     /// Sampling.
     #[serde(default)]
     pub sampling: SamplingParams,
@@ -138,88 +200,6 @@ pub struct GenerateRequest {
     #[serde(default)]
     pub grammar: Option<String>,
     /// A JSON schema the output must follow (converted to a grammar).
-    #[serde(default)]
-    pub json_schema: Option<serde_json::Value>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl GenerateRequest {
-    /// A request for a text prompt with default sampling.
-    pub fn text(prompt: &str) -> Self {
-        GenerateRequest {
-            prompt: Prompt::Text(prompt.to_string()),
-            add_special: true,
-            sampling: SamplingParams::default(),
-            max_tokens: None,
-            stop: Vec::new(),
-            logprobs: None,
-            grammar: None,
-            json_schema: None,
-        }
-    }
-
-    /// Checks everything that does not need the model.
-    pub fn validate(&self, n_vocab: i32) -> Result<(), EngineError> {
-        self.sampling.validate(n_vocab)?;
-        if let Prompt::Tokens(t) = &self.prompt {
-            if let Some(bad_tok) = t.iter().find(|t| **t < 0 || **t >= n_vocab) {
-                return Err(bad(
-                    "prompt",
-                    format!("token {bad_tok} is not in the vocabulary (0..{n_vocab})"),
-                ));
-            }
-        }
-        if self.stop.len() > 16 || self.stop.iter().any(|s| s.is_empty() || s.len() > 256) {
-            return Err(bad(
-                "stop",
-                "at most 16 non-empty stop strings of up to 256 bytes",
-            ));
-        }
-        if self.logprobs.is_some_and(|n| n > 20) {
-            return Err(bad("logprobs", "at most 20 alternatives"));
-        }
-        if self.grammar.is_some() && self.json_schema.is_some() {
-            return Err(bad("grammar", "give a grammar or a JSON schema, not both"));
-        }
-        Ok(())
-    }
-}
-
-/// A chat message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ChatRequest {
-    /// Messages as the template expects them (`role`, `content`, ...).
-    pub messages: Vec<serde_json::Value>,
-    /// Tools, passed to the template.
-    #[serde(default)]
-    pub tools: Option<serde_json::Value>,
-    /// Everything else of the generation.
-    #[serde(flatten)]
-    pub generate: ChatGenerate,
-}
-
-/// The generation part of a chat request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct ChatGenerate {
-    /// Sampling.
-    #[serde(default)]
-    pub sampling: SamplingParams,
-    /// Most tokens to generate.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// Stop strings.
-    #[serde(default)]
-    pub stop: Vec<String>,
-    /// Top alternatives per token.
-    #[serde(default)]
-    pub logprobs: Option<u32>,
-    /// GBNF grammar.
-    #[serde(default)]
-    pub grammar: Option<String>,
-    /// JSON schema.
     #[serde(default)]
     pub json_schema: Option<serde_json::Value>,
 }

@@ -125,16 +125,10 @@ async fn chat(
     let prompt = r.render(&req.messages, req.tools.as_ref())?;
     let add_special =
         r.engine.props().bos_token.is_empty() || !prompt.starts_with(&r.engine.props().bos_token);
-    let g = req.generate;
     let gen = GenerateRequest {
         prompt: Prompt::Text(prompt),
         add_special,
-        sampling: g.sampling,
-        max_tokens: g.max_tokens,
-        stop: g.stop,
-        logprobs: g.logprobs,
-        grammar: g.grammar,
-        json_schema: g.json_schema,
+        options: req.options,
     };
     Ok(ndjson(r.engine.generate(gen)?))
 }

@@ -471,10 +471,10 @@ impl Loop<'_> {
                         next: None,
                         sampler,
                         decoder: Utf8Decoder::default(),
-                        stops: StopMatcher::new(req.stop.clone()),
+                        stops: StopMatcher::new(req.options.stop.clone()),
                         generated: 0,
                         max_new,
-                        logprobs: req.logprobs,
+                        logprobs: req.options.logprobs,
                         batch_idx: None,
                     });
                     slot.last_used = Instant::now();
@@ -505,8 +505,8 @@ impl Loop<'_> {
             });
         }
         let room = self.slot_ctx - prompt.len() as u32;
-        let max_new = req.max_tokens.map_or(room, |m| m.min(room));
-        let grammar = match (&req.grammar, &req.json_schema) {
+        let max_new = req.options.max_tokens.map_or(room, |m| m.min(room));
+        let grammar = match (&req.options.grammar, &req.options.json_schema) {
             (Some(g), _) => Some(g.clone()),
             (None, Some(schema)) => Some(
                 llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
@@ -518,7 +518,7 @@ impl Loop<'_> {
             ),
             (None, None) => None,
         };
-        let sampler = sampler::build(self.model, &req.sampling, grammar.as_deref())?;
+        let sampler = sampler::build(self.model, &req.options.sampling, grammar.as_deref())?;
         Ok((prompt, sampler, max_new))
     }
 

@@ -5,19 +5,21 @@ use std::sync::OnceLock;
 
 use modelrunner_engine::{
     collect, Engine, EngineConfig, EngineError, Event, FinishReason, GenerateRequest, Prompt,
-    SamplingParams,
 };
 use modelrunner_testkit::{stories260k, LlamaSpec};
 
+/// `GenerateRequest::text("a")` changed by `f`.
+fn with(f: impl FnOnce(&mut GenerateRequest)) -> GenerateRequest {
+    let mut r = GenerateRequest::text("a");
+    f(&mut r);
+    r
+}
+
 fn greedy(prompt: &str, max: u32) -> GenerateRequest {
-    GenerateRequest {
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
-        max_tokens: Some(max),
-        ..GenerateRequest::text(prompt)
-    }
+    let mut r = GenerateRequest::text(prompt);
+    r.options.sampling.temperature = 0.0;
+    r.options.max_tokens = Some(max);
+    r
 }
 
 /// stories260K when present, else the generated tiny model (then text checks are skipped).
@@ -234,7 +236,7 @@ fn stop_strings_are_never_emitted() {
     rt().block_on(async {
         let e = engine(1).await;
         let mut req = greedy("Once upon a time", 60);
-        req.stop = vec!["named L".into()];
+        req.options.stop = vec!["named L".into()];
         let (text, done) = collect(e.generate(req).unwrap()).await.unwrap();
         assert_eq!(text, ", there was a little girl ");
         assert!(matches!(
@@ -251,14 +253,12 @@ fn stop_strings_are_never_emitted() {
 fn seeds_make_sampling_repeatable() {
     rt().block_on(async {
         let e = engine(2).await;
-        let req = |seed| GenerateRequest {
-            sampling: SamplingParams {
-                temperature: 1.0,
-                seed: Some(seed),
-                ..SamplingParams::default()
-            },
-            max_tokens: Some(40),
-            ..GenerateRequest::text("Once upon a time")
+        let req = |seed| {
+            let mut r = GenerateRequest::text("Once upon a time");
+            r.options.sampling.temperature = 1.0;
+            r.options.sampling.seed = Some(seed);
+            r.options.max_tokens = Some(40);
+            r
         };
         let a = collect(e.generate(req(7)).unwrap()).await.unwrap().0;
         let b = collect(e.generate(req(7)).unwrap()).await.unwrap().0;
@@ -276,43 +276,13 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
         let n = e.props().n_vocab;
         let cases: Vec<(GenerateRequest, &str)> = vec![
             (
-                GenerateRequest {
-                    sampling: SamplingParams {
-                        temperature: f32::NAN,
-                        ..Default::default()
-                    },
-                    ..GenerateRequest::text("a")
-                },
+                with(|r| r.options.sampling.temperature = f32::NAN),
                 "temperature",
             ),
+            (with(|r| r.options.sampling.top_p = -1.0), "top_p"),
+            (with(|r| r.options.sampling.top_k = n + 1), "top_k"),
             (
-                GenerateRequest {
-                    sampling: SamplingParams {
-                        top_p: -1.0,
-                        ..Default::default()
-                    },
-                    ..GenerateRequest::text("a")
-                },
-                "top_p",
-            ),
-            (
-                GenerateRequest {
-                    sampling: SamplingParams {
-                        top_k: n + 1,
-                        ..Default::default()
-                    },
-                    ..GenerateRequest::text("a")
-                },
-                "top_k",
-            ),
-            (
-                GenerateRequest {
-                    sampling: SamplingParams {
-                        logit_bias: vec![(n, 1.0)],
-                        ..Default::default()
-                    },
-                    ..GenerateRequest::text("a")
-                },
+                with(|r| r.options.sampling.logit_bias = vec![(n, 1.0)]),
                 "logit_bias",
             ),
             (
@@ -322,13 +292,7 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
                 },
                 "not in the vocabulary",
             ),
-            (
-                GenerateRequest {
-                    logprobs: Some(50),
-                    ..GenerateRequest::text("a")
-                },
-                "logprobs",
-            ),
+            (with(|r| r.options.logprobs = Some(50)), "logprobs"),
         ];
         for (req, needle) in cases {
             let err = e.generate(req).unwrap_err().to_string();
@@ -385,18 +349,18 @@ fn grammar_and_json_schema_constrain_output() {
     rt().block_on(async {
         let e = engine(1).await;
         let mut req = greedy("Once upon a time", 20);
-        req.sampling.temperature = 0.8;
-        req.sampling.seed = Some(1);
-        req.grammar = Some("root ::= (\"yes\" | \"no\") \".\"".into());
+        req.options.sampling.temperature = 0.8;
+        req.options.sampling.seed = Some(1);
+        req.options.grammar = Some("root ::= (\"yes\" | \"no\") \".\"".into());
         let (text, _) = collect(e.generate(req).unwrap()).await.unwrap();
         assert!(text == "yes." || text == "no.", "{text:?}");
         let mut req = greedy("Once upon a time", 60);
-        req.json_schema = Some(serde_json::json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}));
+        req.options.json_schema = Some(serde_json::json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}));
         let (text, _) = collect(e.generate(req).unwrap()).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{text:?}: {err}"));
         assert!(v["ok"].is_boolean(), "{v}");
         let mut bad = greedy("x", 2);
-        bad.grammar = Some("root ::= (".into());
+        bad.options.grammar = Some("root ::= (".into());
         let err = collect(e.generate(bad).unwrap()).await.unwrap_err();
         assert!(err.to_string().contains("grammar"), "{err}");
     });
@@ -407,7 +371,7 @@ fn logprobs_list_top_alternatives() {
     rt().block_on(async {
         let e = engine(1).await;
         let mut req = greedy("Once upon a time", 3);
-        req.logprobs = Some(3);
+        req.options.logprobs = Some(3);
         let mut rx = e.generate(req).unwrap();
         let Some(Event::Token {
             token,

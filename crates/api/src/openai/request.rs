@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use modelrunner_engine::protocol::{ChatGenerate, ChatRequest};
+use modelrunner_engine::protocol::{ChatRequest, GenerateOptions};
 use modelrunner_engine::{GenerateRequest, Prompt, SamplingParams};
 use modelrunner_scheduler::KeepAlive;
 use serde::Deserialize;
@@ -211,13 +211,13 @@ impl Generation {
         }
     }
 
-    fn generate(&self, logprobs: Option<u32>) -> Result<ChatGenerate, ApiError> {
+    fn generate(&self, logprobs: Option<u32>) -> Result<GenerateOptions, ApiError> {
         self.check()?;
         let json_schema = self.json_schema()?;
         if json_schema.is_some() && self.grammar.is_some() {
             return Err(bad("grammar", "give grammar or response_format, not both"));
         }
-        Ok(ChatGenerate {
+        Ok(GenerateOptions {
             sampling: self.sampling()?,
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             stop: self.stop()?,
@@ -319,7 +319,7 @@ impl ChatCompletionRequest {
         Ok(ChatRequest {
             messages,
             tools: self.tools.clone(),
-            generate: self.gen.generate(logprobs)?,
+            options: self.gen.generate(logprobs)?,
         })
     }
 }
@@ -357,12 +357,7 @@ impl CompletionRequest {
             .map(|prompt| GenerateRequest {
                 prompt,
                 add_special: true,
-                sampling: g.sampling.clone(),
-                max_tokens: g.max_tokens,
-                stop: g.stop.clone(),
-                logprobs: g.logprobs,
-                grammar: g.grammar.clone(),
-                json_schema: g.json_schema.clone(),
+                options: g.clone(),
             })
             .collect())
     }
@@ -442,7 +437,7 @@ mod tests {
             "logprobs": true, "top_logprobs": 2, "logit_bias": {"5": -100},
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}}))
         .unwrap();
-        let g = r.generate;
+        let g = r.options;
         assert_eq!(g.sampling.temperature, 0.0);
         assert_eq!(g.max_tokens, Some(7));
         assert_eq!(g.stop, vec!["END"]);

@@ -3,7 +3,7 @@
 //! (`scripts/bench-serve.sh` starts both).
 //!
 //! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: five alternating
-//! rounds per server of 20 short prompts (time to first token; p50 and p99 over all 100),
+//! rounds per server of 80 short prompts (time to first token; p50 and p99 over all 400),
 //! one stream (decode tokens/s) and 8 concurrent streams (aggregate tokens/s; medians of
 //! the rounds), all through `POST /v1/completions` with `stream: true`, greedy, EOS biased
 //! away.
@@ -76,7 +76,7 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// One round: TTFT samples of 20 short prompts, single-stream decode t/s, 8-stream
+/// One round: TTFT samples of 80 short prompts, single-stream decode t/s, 8-stream
 /// aggregate t/s.
 async fn round(
     c: &reqwest::Client,
@@ -88,7 +88,7 @@ async fn round(
     seed: usize,
 ) -> (Vec<f64>, f64, f64) {
     let mut ttfts = Vec::new();
-    for i in 0..20 {
+    for i in 0..80 {
         let r = one(c, url, model, &prompt(vocab, seed * 100 + i, 16), 1, eos).await;
         ttfts.push(r.ttft.as_secs_f64() * 1e3);
     }

@@ -152,6 +152,15 @@ pub(crate) async fn completions(
     let mut left = n;
     let mut usage = Usage::default();
     let frames = events
+        // After an error nothing more is sent, not even other prompts' tokens.
+        .scan(false, |failed, (i, ev)| {
+            let pass = (!*failed).then_some((i, ev));
+            *failed = *failed
+                || pass
+                    .as_ref()
+                    .is_some_and(|(_, e)| matches!(e, Event::Error { .. }));
+            futures::future::ready(pass)
+        })
         .map(move |(i, ev)| {
             let _hold = &guards;
             match ev {
@@ -196,14 +205,6 @@ pub(crate) async fn completions(
                 }
                 Event::Error { message, .. } => vec![sse::error_frame(&message)],
             }
-        })
-        // After an error nothing more is sent, not even other prompts' tokens.
-        .scan(false, |failed, frames: Vec<axum::body::Bytes>| {
-            if *failed {
-                return futures::future::ready(None);
-            }
-            *failed = frames.iter().any(|f| f.starts_with(b"data: {\"error\""));
-            futures::future::ready(Some(frames))
         })
         .flat_map(futures::stream::iter);
     Ok(sse::response(futures::stream::iter(first).chain(frames)))

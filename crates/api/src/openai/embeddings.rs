@@ -72,7 +72,20 @@ pub(crate) async fn embeddings(
         return Err(bad("input", "inputs must not be empty"));
     }
     let spec = model_spec(&state, &req.model, Mode::Embedding).await?;
-    let guard = state.scheduler.acquire(&spec, req.keep_alive).await?;
+    if preload_only(&headers) {
+        state.scheduler.acquire(&spec, req.keep_alive).await?;
+        return Ok(StatusCode::OK.into_response());
+    }
+    let body = json!({ "input": inputs });
+    let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
+        let body = body.clone();
+        async move {
+            c.call::<Value>(Method::POST, "/embeddings", Some(&body))
+                .await
+        }
+    })
+    .await?;
+    // The width is known once the model is loaded.
     if let Some(d) = req.dimensions {
         if i64::from(d) != i64::from(guard.props().n_embd) {
             return Err(bad(
@@ -84,19 +97,6 @@ pub(crate) async fn embeddings(
             ));
         }
     }
-    if preload_only(&headers) {
-        return Ok(StatusCode::OK.into_response());
-    }
-    drop(guard);
-    let body = json!({ "input": inputs });
-    let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
-        let body = body.clone();
-        async move {
-            c.call::<Value>(Method::POST, "/embeddings", Some(&body))
-                .await
-        }
-    })
-    .await?;
     drop(guard);
     let mut total = 0u64;
     let data: Vec<Value> = out["data"]

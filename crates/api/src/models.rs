@@ -170,11 +170,20 @@ pub(crate) async fn load_model(
     let limits = LoadLimits {
         max_total: state.config.load_limit,
     };
-    let m = blocking(move || {
-        let reader = std::io::BufReader::with_capacity(1 << 20, reader);
-        store.load_archive(reader, limits).map_err(ApiError::from)
+    let (result, reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+        let result = store.load_archive(&mut reader, limits);
+        (result, reader.into_inner())
     })
-    .await?;
+    .await
+    .map_err(ApiError::internal)?;
+    let m = match result {
+        Ok(m) => m,
+        Err(e) => {
+            drain(reader.into_inner()).await;
+            return Err(e.into());
+        }
+    };
     let line = json!({
         "type": "success",
         "message": format!("Loaded model {}", m.id),
@@ -186,6 +195,23 @@ pub(crate) async fn load_model(
     )
         .into_response())
 }
+
+/// Reads and discards what is left of a rejected upload, for at most
+/// [`DRAIN_TIME`], before the error goes out. A server that closes a
+/// socket with unread bytes sends a reset, and the client, still writing,
+/// would see "broken pipe" instead of the reason.
+async fn drain(mut reader: impl tokio::io::AsyncRead + Unpin) {
+    let mut sink = tokio::io::sink();
+    let copy = tokio::io::copy(&mut reader, &mut sink);
+    match tokio::time::timeout(DRAIN_TIME, copy).await {
+        Ok(Ok(n)) => tracing::debug!(bytes = n, "drained a rejected upload"),
+        Ok(Err(e)) => tracing::debug!(error = %e, "rejected upload ended"),
+        Err(_) => tracing::debug!("stopped draining a rejected upload"),
+    }
+}
+
+/// How long [`drain`] reads before giving up on a client.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `DELETE /models/purge`.
 pub(crate) async fn purge_models(State(state): State<AppState>) -> Result<StatusCode, ApiError> {

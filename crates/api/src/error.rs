@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelrunner_engine::EngineError;
 use modelrunner_format::FormatError;
+use modelrunner_registry::RegistryError;
 use modelrunner_scheduler::SchedulerError;
 use modelrunner_store::StoreError;
 use serde_json::json;
@@ -115,6 +116,44 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Format(f) => f.into(),
             StoreError::Broken(_) | StoreError::Index(_) | StoreError::Io { .. } => ApiError::internal(msg),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            RegistryError::NotFound { .. } => ApiError::with(
+                S::NOT_FOUND,
+                "invalid_request_error",
+                Some("not_found"),
+                msg,
+            ),
+            RegistryError::Unauthorized { .. } => ApiError::with(
+                S::UNAUTHORIZED,
+                "authentication_error",
+                Some("unauthorized"),
+                msg,
+            ),
+            RegistryError::Unsupported { .. } => ApiError::with(
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                Some("unsupported_media_type"),
+                msg,
+            ),
+            RegistryError::Status { .. }
+            | RegistryError::Transport { .. }
+            | RegistryError::Protocol { .. } => ApiError::with(
+                S::BAD_GATEWAY,
+                "upstream_error",
+                Some("registry_error"),
+                msg,
+            ),
+            RegistryError::Config(_) => ApiError::bad_request(msg),
+            RegistryError::Format(f) => f.into(),
+            RegistryError::Store(s) => s.into(),
         }
     }
 }

@@ -22,6 +22,7 @@ mod host;
 mod misc;
 mod models;
 mod openai;
+mod registry;
 mod resolve;
 mod wire;
 
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use modelrunner_registry::{Registry, RegistryConfig};
 use modelrunner_scheduler::Scheduler;
 use modelrunner_store::Store;
 use tower_http::trace::TraceLayer;
@@ -68,16 +70,27 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// HTTP settings.
     pub config: Arc<ApiConfig>,
+    /// Pulls and pushes.
+    pub registry: Arc<Registry>,
 }
 
 impl AppState {
     /// State over a store and a scheduler.
     pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, config: ApiConfig) -> Self {
+        let registry =
+            Registry::new(RegistryConfig::default()).expect("the default registry client builds");
         AppState {
             store,
             scheduler,
             config: Arc::new(config),
+            registry: Arc::new(registry),
         }
+    }
+
+    /// Uses `registry` for pulls and pushes.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = Arc::new(registry);
+        self
     }
 }
 
@@ -144,6 +157,7 @@ pub fn router(state: AppState) -> Router {
             post(models::load_model).layer(DefaultBodyLimit::disable()),
         )
         .route("/models/purge", delete(models::purge_models))
+        .route("/models/create", post(registry::create))
         .route(
             "/models/{*rest}",
             get(models::get_or_export)

@@ -30,7 +30,16 @@ pub(crate) async fn list_models(
 pub(crate) async fn get_or_export(
     State(state): State<AppState>,
     Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let remote = q
+        .get("remote")
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
+    if remote && !rest.ends_with("/export") {
+        return crate::registry::inspect_remote(state, rest)
+            .await
+            .map(IntoResponse::into_response);
+    }
     match rest.strip_suffix("/export") {
         Some(name) => export_model(state, name.to_string()).await,
         None => get_model(state, rest)
@@ -93,7 +102,12 @@ pub(crate) async fn post_model_action(
     State(state): State<AppState>,
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return crate::registry::push(state, headers, name.to_string(), body).await;
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError::not_found(format!(
             "no route for POST /models/{rest}"

@@ -5,6 +5,7 @@ mod engines;
 mod models;
 mod package;
 mod run;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,25 @@ enum Command {
     Inspect {
         /// Model name, tag or ID
         model: String,
+        /// Read the manifest and config from the registry instead (nothing is pulled)
+        #[arg(short, long)]
+        remote: bool,
+    },
+    /// Pull a model from a registry
+    Pull {
+        /// Model reference, e.g. ai/smollm2 or ghcr.io/org/model:tag
+        model: String,
+        /// Print the daemon's progress lines as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push a model to its registry (the model's name says where)
+    Push {
+        /// Model reference, e.g. registry.example.com/org/model:tag
+        model: String,
+        /// Print the daemon's progress lines as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Remove models (a tag, or a model by ID)
     #[command(alias = "remove")]
@@ -124,7 +144,9 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Package { args, json } => package::run(&c, args, json).await,
         Command::List { json, quiet } => models::list(&c, json, quiet).await,
-        Command::Inspect { model } => models::inspect(&c, &model).await,
+        Command::Inspect { model, remote } => models::inspect(&c, &model, remote).await,
+        Command::Pull { model, json } => transfer::pull(&c, &model, json).await,
+        Command::Push { model, json } => transfer::push(&c, &model, json).await,
         Command::Rm { models, force } => models::rm(&c, &models, force).await,
         Command::Tag { source, target } => models::tag(&c, &source, &target).await,
         Command::Df { json } => models::df(&c, json).await,

@@ -116,9 +116,10 @@ pub async fn list(c: &Client, json: bool, quiet: bool) -> anyhow::Result<()> {
 }
 
 /// `inspect`.
-pub async fn inspect(c: &Client, model: &str) -> anyhow::Result<()> {
+pub async fn inspect(c: &Client, model: &str, remote: bool) -> anyhow::Result<()> {
+    let q = if remote { "?remote=true" } else { "" };
     let m = c
-        .get_json(&format!("/models/{}", path_escape(model)))
+        .get_json(&format!("/models/{}{q}", path_escape(model)))
         .await?;
     println!("{}", serde_json::to_string_pretty(&m)?);
     Ok(())

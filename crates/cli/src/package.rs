@@ -47,6 +47,9 @@ pub struct PackageArgs {
     /// SOURCE_DATE_EPOCH when set, else now
     #[arg(long)]
     pub created: Option<String>,
+    /// Push the packaged model to its registry afterwards
+    #[arg(long)]
+    pub push: bool,
     /// Tag for the packaged model, e.g. myorg/mymodel:v1
     pub target: String,
 }
@@ -162,6 +165,9 @@ pub async fn run(client: &Client, a: PackageArgs, json: bool) -> anyhow::Result<
         );
     } else {
         println!("Packaged {} as {}", built.id.short(), target.short());
+    }
+    if a.push {
+        crate::transfer::push(client, &target.to_string(), json).await?;
     }
     Ok(())
 }

@@ -55,38 +55,9 @@ async fn ensure_model(c: &Client, model: &str) -> anyhow::Result<()> {
         }
     }
     eprintln!("Unable to find model '{model}' locally. Pulling from the registry.");
-    let resp = c
-        .request(Method::POST, "/models/create")
-        .json(&json!({ "from": model }))
-        .send()
+    crate::transfer::pull_to(c, model, false, true)
         .await
-        .context("while asking modelrunnerd to pull")?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        let v: Value = resp.json().await.unwrap_or_default();
-        if v["error"]["code"] == "not_found" {
-            bail!("model {model:?} is not in the local store and this daemon cannot pull models; package a GGUF file with `modelrunner package` or load an archive with `modelrunner load`");
-        }
-        bail!(
-            "{}",
-            v["error"]["message"].as_str().unwrap_or("model not found")
-        );
-    }
-    if !resp.status().is_success() {
-        c.send(
-            c.request(Method::POST, "/models/create")
-                .json(&json!({ "from": model })),
-        )
-        .await?;
-    }
-    let text = resp.text().await?;
-    for line in text.lines() {
-        if let Ok(v) = serde_json::from_str::<Value>(line) {
-            if v["type"] == "error" {
-                bail!("pull failed: {}", v["message"].as_str().unwrap_or(line));
-            }
-        }
-    }
-    Ok(())
+        .with_context(|| format!("while pulling {model}"))
 }
 
 /// Streams one chat completion to stdout; returns the answer.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use modelrunner_registry::RegistryConfig;
 use modelrunner_scheduler::KeepAlive;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,21 @@ pub struct Args {
     /// [default: what the machine has available]
     #[arg(long, env = "MODELRUNNER_MEMORY_LIMIT")]
     pub memory_limit: Option<String>,
+    /// A registry (`host` or `host:port`) reached over plain HTTP or unverified TLS;
+    /// repeatable, or comma-separated in the environment (loopback ones need no listing)
+    #[arg(
+        long = "insecure-registry",
+        env = "MODELRUNNER_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// A PEM file of extra CA certificates for registries; repeatable
+    #[arg(
+        long = "registry-ca-cert",
+        env = "MODELRUNNER_REGISTRY_CA_CERTS",
+        value_delimiter = ','
+    )]
+    pub registry_ca_certs: Vec<PathBuf>,
     /// Largest default context per slot; a model's trained context is used up to this
     /// [default: 4096]
     #[arg(long, env = "MODELRUNNER_DEFAULT_CONTEXT")]
@@ -150,6 +166,7 @@ pub struct FileConfig {
     gpu_layers: Option<u32>,
     health_interval: Option<String>,
     shutdown_timeout: Option<String>,
+    registries: Option<RegistryConfig>,
 }
 
 /// The validated configuration.
@@ -187,6 +204,8 @@ pub struct Config {
     /// Drain time on SIGTERM.
     #[serde(with = "duration_text")]
     pub shutdown_timeout: Duration,
+    /// Registry trust, mirrors and credentials.
+    pub registries: RegistryConfig,
 }
 
 mod duration_text {
@@ -304,6 +323,12 @@ impl Config {
                     .or(file.shutdown_timeout)
                     .unwrap_or_else(|| "30s".into()),
             )?,
+            registries: {
+                let mut r = file.registries.unwrap_or_default();
+                r.insecure.extend(args.insecure_registries.iter().cloned());
+                r.ca_certs.extend(args.registry_ca_certs.iter().cloned());
+                r
+            },
         };
         if !(1..=64).contains(&config.parallel) {
             bail!("--parallel (parallel) must be from 1 to 64");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use modelrunner_api::{router, ApiConfig, AppState};
+use modelrunner_registry::Registry;
 use modelrunner_scheduler::{KeepAlive, Scheduler, SchedulerConfig};
 use modelrunner_store::Store;
 use tracing::{info, warn};
@@ -89,7 +90,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         load_limit: config.max_load_size,
         loopback_hosts_only: addr.ip().is_loopback(),
     };
-    let app = router(AppState::new(Arc::new(store), scheduler.clone(), api));
+    let registry =
+        Registry::new(config.registries.clone()).context("while setting up the registry client")?;
+    let app =
+        router(AppState::new(Arc::new(store), scheduler.clone(), api).with_registry(registry));
     info!(%addr, store = %config.store.display(), "listening");
     // A machine-readable line for scripts and tests that bind port 0.
     println!("listening on http://{addr}");

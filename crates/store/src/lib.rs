@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Layout: `layout.json`, `blobs/sha256/<hex>`, `manifests/sha256/<hex>`, `tmp/` (writes
-//! in progress), `bundles/sha256/<id>/` and `index/` (sled). A file at a content address
+//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/` and `index/` (sled). A file at a content address
 //! always has that content: it is written under `tmp/`, verified, synced and renamed.
 #![deny(missing_docs)]
 
@@ -22,6 +22,7 @@ mod error;
 mod index;
 mod maintenance;
 mod models;
+mod partial;
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,6 +38,7 @@ pub use bundle::Bundle;
 pub use error::StoreError;
 pub use maintenance::{DiskUsage, FsckReport, GcReport};
 pub use models::{DeleteOutcome, ModelInfo};
+pub use partial::{OwnedLease, PartialBlob, PARTIAL_RETENTION};
 
 const LAYOUT_VERSION: &str = "modelrunner-store/1";
 
@@ -51,6 +53,8 @@ pub struct Store {
     pins: Mutex<HashMap<Digest, usize>>,
     /// Serialises index changes with the blob deletions that follow them.
     write_lock: Mutex<()>,
+    /// Digests with a resumable download open (one writer each).
+    partials: partial::OpenPartials,
 }
 
 /// Pins blobs for the duration of a write so that garbage collection or a concurrent
@@ -81,15 +85,7 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let mut pins = self.store.pins.lock().unwrap();
-        for d in self.pinned.get_mut().unwrap().drain(..) {
-            if let Some(n) = pins.get_mut(&d) {
-                *n -= 1;
-                if *n == 0 {
-                    pins.remove(&d);
-                }
-            }
-        }
+        self.store.unpin(self.pinned.get_mut().unwrap().drain(..));
     }
 }
 
@@ -145,7 +141,13 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io(format!("reading {}", layout.display()), e)),
         }
-        for d in ["blobs/sha256", "manifests/sha256", "bundles/sha256", "tmp"] {
+        for d in [
+            "blobs/sha256",
+            "manifests/sha256",
+            "bundles/sha256",
+            "partial/sha256",
+            "tmp",
+        ] {
             ensure_dir(&root.join(d))?;
         }
         let db = sled::Config::new()
@@ -164,8 +166,10 @@ impl Store {
             models,
             pins: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
+            partials: Default::default(),
         };
         store.clean_tmp();
+        store.clean_partials();
         info!(root = %store.root.display(), "store opened");
         Ok(store)
     }
@@ -254,6 +258,18 @@ impl Store {
         w.write_all(bytes)
             .map_err(|e| StoreError::io("writing blob", e))?;
         w.commit()
+    }
+
+    fn unpin(&self, digests: impl Iterator<Item = Digest>) {
+        let mut pins = self.pins.lock().unwrap();
+        for d in digests {
+            if let Some(n) = pins.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(&d);
+                }
+            }
+        }
     }
 
     fn is_pinned(&self, d: &Digest) -> bool {

@@ -1,0 +1,225 @@
+//! Pull (`POST /models/create`), push (`POST /models/{name}/push`) and remote inspect
+//! (`GET /models/{name}?remote=true`), with Docker Model Runner's progress stream.
+//!
+//! Everything that has an HTTP status (bad reference, not found, unauthorized,
+//! unsupported media type) is settled before the stream starts; later failures arrive
+//! as a `type: error` line, since the status is 200 by then.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use modelrunner_format::config::ParsedConfig;
+use modelrunner_format::{Manifest, Reference};
+use modelrunner_registry::{Kind, Mode, Progress};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{info, instrument, warn};
+
+use crate::extract::ApiJson;
+use crate::wire::ModelJson;
+use crate::{blocking, ApiError, AppState};
+
+/// `POST /models/create` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRequest {
+    from: String,
+    #[serde(default, rename = "bearer-token")]
+    bearer_token: Option<String>,
+}
+
+/// `POST /models/{name}/push` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushRequest {
+    #[serde(default, rename = "bearer-token")]
+    bearer_token: Option<String>,
+}
+
+fn parse_reference(s: &str, param: &str) -> Result<Reference, ApiError> {
+    s.parse::<Reference>()
+        .map_err(|e| ApiError::from(e).param(param))
+}
+
+fn bearer(t: Option<String>) -> Option<String> {
+    t.filter(|t| !t.trim().is_empty())
+}
+
+/// `POST /models/create`: pull a model.
+#[instrument(skip_all, fields(from = %req.from))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> Result<Response, ApiError> {
+    let reference = parse_reference(&req.from, "from")?;
+    let resolved = state
+        .registry
+        .resolve(&reference, bearer(req.bearer_token))
+        .await?;
+    info!(reference = %reference, digest = %resolved.remote.digest, "pulling");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        state
+            .registry
+            .pull(&state.store, resolved, &reference, Some(tx.clone()))
+            .await
+            .map(|_| ())
+            .map_err(|e| fail_line(&tx, Mode::Pull, e.to_string()))
+    });
+    Ok(progress_response(&headers, rx, task))
+}
+
+/// `POST /models/{name}/push`: push a stored model under its name.
+#[instrument(skip_all, fields(model = %name))]
+pub(crate) async fn push(
+    state: AppState,
+    headers: HeaderMap,
+    name: String,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: PushRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PushRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let target = parse_reference(&name, "name")?;
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let (model, manifest) = blocking(move || {
+        let m = store.resolve(&lookup)?;
+        let bytes = store.manifest_bytes(&m.id)?;
+        Ok((m, bytes))
+    })
+    .await?;
+    let others: Vec<Reference> = model.tags.iter().filter_map(|t| t.parse().ok()).collect();
+    let token = bearer(req.bearer_token);
+    // Settle authentication before streaming, so refusals get their status.
+    let session = state.registry.session(&target, true, token.clone()).await?;
+    let config_digest = Manifest::parse(&manifest)?.config.digest;
+    session.has_blob(&config_digest).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        state
+            .registry
+            .push(
+                &state.store,
+                manifest,
+                &target,
+                &others,
+                token,
+                Some(tx.clone()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| fail_line(&tx, Mode::Push, e.to_string()))
+    });
+    Ok(progress_response(&headers, rx, task))
+}
+
+/// `GET /models/{name}?remote=true`: the registry's manifest and config, not pulled.
+#[instrument(skip_all, fields(model = %name))]
+pub(crate) async fn inspect_remote(
+    state: AppState,
+    name: String,
+) -> Result<Json<ModelJson>, ApiError> {
+    let reference = parse_reference(&name, "name")?;
+    let resolved = state.registry.resolve(&reference, None).await?;
+    let config = resolved
+        .session
+        .small_blob(&resolved.manifest.config)
+        .await?;
+    let parsed = ParsedConfig::parse(&resolved.manifest.config.media_type, &config)?;
+    Ok(Json(ModelJson {
+        id: resolved.remote.digest.to_string(),
+        tags: vec![reference.to_string()],
+        created: parsed.created.map_or(0, |c| c.timestamp()),
+        config: parsed.config,
+    }))
+}
+
+fn fail_line(tx: &mpsc::UnboundedSender<Progress>, mode: Mode, message: String) {
+    warn!(cause = %message, ?mode, "transfer failed");
+    let _ = tx.send(Progress::plain(Kind::Error, mode, message));
+}
+
+/// Aborts the transfer when the client goes away (the stream is dropped). A pull's
+/// partial downloads stay behind, invisible and resumable.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), ()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Newline-delimited progress lines: JSON when the client accepts it, else the same
+/// lines HTML-escaped as `text/plain` (what Docker's CLI expects).
+fn progress_response(
+    headers: &HeaderMap,
+    rx: mpsc::UnboundedReceiver<Progress>,
+    task: tokio::task::JoinHandle<Result<(), ()>>,
+) -> Response {
+    let json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    let guard = AbortOnDrop(task);
+    let lines = futures::stream::unfold((rx, guard), move |(mut rx, guard)| async move {
+        let p = rx.recv().await?;
+        let mut line = serde_json::to_string(&p).expect("progress serialises");
+        if !json {
+            line = html_escape(&line);
+        }
+        line.push('\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(line)),
+            (rx, guard),
+        ))
+    });
+    let content_type = if json {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(lines.boxed()),
+    )
+        .into_response()
+}
+
+/// Go's `html.EscapeString`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lines_escape_like_go() {
+        assert_eq!(
+            super::html_escape(r#"{"a":"<b>&'"}"#),
+            "{&#34;a&#34;:&#34;&lt;b&gt;&amp;&#39;&#34;}"
+        );
+    }
+}

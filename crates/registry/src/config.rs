@@ -1,0 +1,115 @@
+//! Which registries are trusted how: insecure (plain HTTP or unverified TLS) hosts,
+//! extra CA certificates, pull mirrors and where Docker credentials live.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker Hub's API host, which `docker.io` stands for.
+pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// Settings of the registry client (the `[registries]` table of the daemon's config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Hosts (`host` or `host:port`) reached over plain HTTP, or over TLS without
+    /// certificate checks. Loopback registries may use plain HTTP without being listed.
+    pub insecure: Vec<String>,
+    /// PEM files with extra CA certificates, trusted next to the system's.
+    pub ca_certs: Vec<PathBuf>,
+    /// Pull mirrors per registry host, tried in order before the registry itself:
+    /// `{"docker.io" = ["https://mirror.example"]}`.
+    pub mirrors: BTreeMap<String, Vec<String>>,
+    /// The Docker config directory (`$DOCKER_CONFIG`, else `~/.docker`).
+    pub docker_config: Option<PathBuf>,
+    /// Layers transferred at once per pull or push.
+    pub max_concurrent: Option<usize>,
+}
+
+impl RegistryConfig {
+    /// True when `host` (`name` or `name:port`) is listed as insecure.
+    pub fn is_insecure(&self, host: &str) -> bool {
+        self.insecure.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Layers moved at once (default 4).
+    pub fn concurrency(&self) -> usize {
+        self.max_concurrent.unwrap_or(4).clamp(1, 32)
+    }
+}
+
+/// The host a reference's registry name is reached at (`docker.io` is Docker Hub's API).
+pub fn api_host(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" => DOCKER_HUB_API,
+        other => other,
+    }
+}
+
+/// The host part of `host[:port]`, without brackets.
+pub fn host_name(host_port: &str) -> &str {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host_port,
+    }
+}
+
+/// True for `localhost` and loopback addresses.
+pub fn is_loopback(host_port: &str) -> bool {
+    let h = host_name(host_port);
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// True for loopback, private, link-local and unspecified addresses (and `localhost`).
+pub fn is_internal(host: &str) -> bool {
+    if is_loopback(host) {
+        return true;
+    }
+    match host_name(host).parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let seg = v6.segments()[0];
+            v6.is_unspecified() || (seg & 0xfe00) == 0xfc00 || (seg & 0xffc0) == 0xfe80
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_addresses_are_classified() {
+        assert_eq!(api_host("docker.io"), DOCKER_HUB_API);
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+        assert_eq!(host_name("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:5000"), "::1");
+        assert!(is_loopback("localhost:5000") && is_loopback("[::1]:1"));
+        assert!(!is_loopback("10.0.0.1"));
+        for h in [
+            "10.1.2.3",
+            "192.168.0.1:80",
+            "169.254.169.254",
+            "[fe80::1]",
+            "0.0.0.0",
+        ] {
+            assert!(is_internal(h), "{h}");
+        }
+        for h in ["auth.docker.io", "8.8.8.8", "[2001:db8::1]:443"] {
+            assert!(!is_internal(h), "{h}");
+        }
+        let c = RegistryConfig {
+            insecure: vec!["reg.lan:5000".into()],
+            ..Default::default()
+        };
+        assert!(c.is_insecure("REG.lan:5000") && !c.is_insecure("reg.lan"));
+    }
+}

@@ -1,0 +1,331 @@
+//! Pulling a model into the store: manifest first, then the config and the layers in
+//! parallel, each streamed to a resumable partial file while it is hashed, verified,
+//! and only then published. The model becomes visible last.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use modelrunner_format::{Descriptor, Manifest, Reference};
+use modelrunner_store::{ModelInfo, OwnedLease, PartialBlob, Store, StoreError};
+use reqwest::StatusCode;
+use tracing::{info, warn};
+
+use crate::client::{Registry, RemoteManifest};
+use crate::error::RegistryError;
+use crate::http::{Session, MAX_ATTEMPTS};
+use crate::progress::{Kind, LayerReporter, Mode, Progress, Sink};
+
+/// A transfer with no bytes for this long is abandoned and retried.
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// A manifest found in a registry (or one of its mirrors), ready to pull.
+pub struct Resolved {
+    /// Where it was found.
+    pub session: Session,
+    /// The registry's bytes.
+    pub remote: RemoteManifest,
+    /// Parsed and checked.
+    pub manifest: Manifest,
+}
+
+impl Resolved {
+    /// Bytes of the whole artifact.
+    pub fn total(&self) -> u64 {
+        self.manifest.blobs().map(|d| d.size).sum()
+    }
+}
+
+fn store_err(e: StoreError) -> RegistryError {
+    RegistryError::Store(e)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Config(format!("store task failed: {e}")))?
+        .map_err(store_err)
+}
+
+impl Registry {
+    /// Finds the manifest, trying mirrors before the registry. Everything a client
+    /// should get as an HTTP status (not found, unauthorized, unsupported) fails here.
+    pub async fn resolve(
+        &self,
+        reference: &Reference,
+        bearer: Option<String>,
+    ) -> Result<Resolved, RegistryError> {
+        let mut sessions = self.pull_sessions(reference, bearer).await?;
+        let last = sessions.pop().expect("the registry itself");
+        for s in sessions {
+            match s.manifest(reference).await {
+                Ok(remote) => return finish_resolve(s, remote),
+                Err(e) => warn!(mirror = %s.base, cause = %e, "mirror failed; trying the next"),
+            }
+        }
+        let remote = last.manifest(reference).await?;
+        finish_resolve(last, remote)
+    }
+
+    /// Pulls what `resolved` names into `store`, tags it `reference` (unless that is a
+    /// digest), and reports progress to `sink`.
+    pub async fn pull(
+        &self,
+        store: &Arc<Store>,
+        resolved: Resolved,
+        reference: &Reference,
+        sink: Sink,
+    ) -> Result<ModelInfo, RegistryError> {
+        let total = resolved.total();
+        let tags: Vec<Reference> = if reference.is_tag() {
+            vec![reference.clone()]
+        } else {
+            vec![]
+        };
+        let missing: Vec<Descriptor> = {
+            let s = store.clone();
+            let blobs: Vec<Descriptor> = resolved.manifest.blobs().cloned().collect();
+            blocking(move || {
+                Ok(blobs
+                    .into_iter()
+                    .filter(|d| !s.has_blob(&d.digest))
+                    .collect())
+            })
+            .await?
+        };
+        let lease = Arc::new(store.owned_lease());
+        for d in resolved.manifest.blobs() {
+            lease.pin(d.digest);
+        }
+        let cached = missing.is_empty();
+        let concurrency = self.config().concurrency();
+        futures::stream::iter(missing.into_iter().map(|desc| {
+            let reporter = LayerReporter::new(
+                sink.clone(),
+                Mode::Pull,
+                total,
+                desc.digest.to_string(),
+                desc.size,
+            );
+            self.fetch_blob(&resolved.session, store, &lease, desc, reporter)
+        }))
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+        let s = store.clone();
+        let bytes = resolved.remote.bytes.clone();
+        let info = blocking(move || {
+            let l = s.lease();
+            s.add_model(&l, &bytes, &tags)
+        })
+        .await?;
+        drop(lease);
+        let message = if cached {
+            format!(
+                "Using cached model: {}",
+                modelrunner_format::gguf::format_bytes(total)
+            )
+        } else {
+            "Model pulled successfully".to_string()
+        };
+        info!(model = %info.id, reference = %reference, cached, "pulled");
+        if let Some(s) = &sink {
+            let _ = s.send(Progress::plain(Kind::Success, Mode::Pull, message));
+        }
+        Ok(info)
+    }
+
+    /// Downloads one blob, resuming what an earlier attempt left. Two pulls that need
+    /// the same blob download it once: the second waits and finds it stored.
+    async fn fetch_blob(
+        &self,
+        session: &Session,
+        store: &Arc<Store>,
+        lease: &Arc<OwnedLease>,
+        desc: Descriptor,
+        mut reporter: LayerReporter,
+    ) -> Result<(), RegistryError> {
+        let lock = self
+            .inflight
+            .lock()
+            .unwrap()
+            .entry(desc.digest)
+            .or_default()
+            .clone();
+        let _turn = lock.lock().await;
+        if store.has_blob(&desc.digest) {
+            reporter.set(desc.size);
+            return Ok(());
+        }
+        let (s, l, d) = (store.clone(), lease.clone(), desc.clone());
+        let mut partial = blocking(move || s.partial(&l, d.digest, d.size)).await?;
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            reporter.set(partial.offset());
+            let (p, outcome) = self.fetch_once(session, partial, &mut reporter).await;
+            partial = p;
+            match outcome {
+                Ok(()) => break Ok(()),
+                Err(Retry::No(e)) => break Err(e),
+                Err(Retry::Yes(e)) if attempt >= MAX_ATTEMPTS => break Err(e),
+                Err(Retry::Yes(e)) => {
+                    warn!(digest = %desc.digest, have = partial.offset(), attempt, cause = %e, "blob download interrupted; resuming");
+                    tokio::time::sleep(session.backoff_for(attempt)).await;
+                }
+            }
+        };
+        result?;
+        blocking(move || partial.commit()).await.map_err(|e| match e {
+            RegistryError::Store(StoreError::DigestMismatch { expected, actual }) => RegistryError::protocol(
+                &session.host(),
+                format!("blob {expected} arrived with other content (it hashes to {actual}); nothing was stored"),
+            ),
+            other => other,
+        })?;
+        reporter.set(desc.size);
+        Ok(())
+    }
+
+    /// One request for the rest of a blob.
+    async fn fetch_once(
+        &self,
+        session: &Session,
+        mut partial: PartialBlob,
+        reporter: &mut LayerReporter,
+    ) -> (PartialBlob, Result<(), Retry>) {
+        let offset = partial.offset();
+        let size = partial.size();
+        let digest = partial.digest();
+        if offset == size {
+            return (partial, Ok(()));
+        }
+        let resp = match session.blob(&digest, offset).await {
+            Ok(r) => r,
+            Err(e @ RegistryError::Transport { .. }) => return (partial, Err(Retry::Yes(e))),
+            Err(e) => return (partial, Err(Retry::No(e))),
+        };
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT if offset > 0 && range_start(&resp) == Some(offset) => {}
+            StatusCode::OK => {
+                if offset > 0 {
+                    info!(%digest, offset, "the registry ignored the Range; restarting the blob");
+                    if let Err(e) = partial.restart() {
+                        return (partial, Err(Retry::No(store_err(e))));
+                    }
+                    reporter.set(0);
+                }
+            }
+            StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {
+                warn!(%digest, offset, "unusable range answer; restarting the blob");
+                let r = partial.restart();
+                return (
+                    partial,
+                    Err(r.map_or_else(
+                        |e| Retry::No(store_err(e)),
+                        |_| {
+                            Retry::Yes(RegistryError::protocol(
+                                &session.host(),
+                                "a range answer that does not match the request",
+                            ))
+                        },
+                    )),
+                );
+            }
+            _ => {
+                let e = session
+                    .fail(resp, "downloading a blob", &format!("blob {digest}"))
+                    .await;
+                return (partial, Err(Retry::No(e)));
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut res = Ok(());
+            while let Some(b) = rx.blocking_recv() {
+                if let Err(e) = partial.append(&b) {
+                    res = Err(e);
+                    break;
+                }
+            }
+            (partial, res)
+        });
+        let mut stream = resp.bytes_stream();
+        let mut read_error = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => {
+                    let n = b.len() as u64;
+                    if tx.send(b).await.is_err() {
+                        break;
+                    }
+                    reporter.add(n);
+                }
+                Err(e) => {
+                    read_error = Some(crate::http::describe(&e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (partial, written) = writer.await.expect("writer thread");
+        let host = session.host();
+        if let Err(e) = written {
+            let e = match e {
+                StoreError::SizeMismatch {
+                    digest, expected, ..
+                } => RegistryError::protocol(
+                    &host,
+                    format!("blob {digest} is longer than its descriptor's {expected} bytes"),
+                ),
+                other => store_err(other),
+            };
+            return (partial, Err(Retry::No(e)));
+        }
+        if let Some(reason) = read_error {
+            let e = RegistryError::Transport {
+                registry: host,
+                action: format!("downloading blob {digest}"),
+                reason,
+            };
+            return (partial, Err(Retry::Yes(e)));
+        }
+        if partial.offset() < size {
+            let e = RegistryError::Transport {
+                registry: host,
+                action: format!("downloading blob {digest}"),
+                reason: format!("the body ended after {} of {size} bytes", partial.offset()),
+            };
+            return (partial, Err(Retry::Yes(e)));
+        }
+        (partial, Ok(()))
+    }
+}
+
+enum Retry {
+    Yes(RegistryError),
+    No(RegistryError),
+}
+
+fn finish_resolve(session: Session, remote: RemoteManifest) -> Result<Resolved, RegistryError> {
+    let manifest = Manifest::parse(&remote.bytes)?;
+    Ok(Resolved {
+        session,
+        remote,
+        manifest,
+    })
+}
+
+/// The start of a `Content-Range: bytes START-END/TOTAL` header.
+fn range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let range = v.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}

@@ -2,6 +2,9 @@
 //! run the `modelrunner` CLI against it.
 #![deny(missing_docs)]
 
+pub mod fake_registry;
+pub mod registry;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -41,9 +44,33 @@ impl Daemon {
         Self::start_in(dir, store, extra)
     }
 
+    /// Starts a daemon with a fresh store, extra arguments and environment.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        Self::start_full(dir, store, extra, env)
+    }
+
     /// Starts a daemon on an existing store.
     pub fn start_in(dir: tempfile::TempDir, store: PathBuf, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(bin("modelrunnerd"))
+        Self::start_full(dir, store, extra, &[])
+    }
+
+    /// Starts a daemon on an existing store with extra environment. `DOCKER_CONFIG`
+    /// points into the scratch directory unless `env` sets it, so the user's own
+    /// credentials never reach a test.
+    pub fn start_full(
+        dir: tempfile::TempDir,
+        store: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut cmd = Command::new(bin("modelrunnerd"));
+        cmd.env("DOCKER_CONFIG", dir.path().join("no-docker-config"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--store"])
             .arg(&store)
             .args(extra)
@@ -317,4 +344,65 @@ pub async fn sse_data(r: reqwest::Response) -> Vec<String> {
         .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
         .map(str::to_string)
         .collect()
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Checks that every file under `store/blobs/sha256` hashes to its name, and that no
+/// partial download is visible as a blob. Returns the number of blobs.
+pub fn assert_store_sound(store: &Path) -> usize {
+    let dir = store.join("blobs/sha256");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("blobs dir").flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(
+            sha256_hex(&bytes),
+            name,
+            "blob {name} does not hash to its name"
+        );
+        n += 1;
+    }
+    n
+}
+
+/// A model's manifest bytes and blobs, read from the daemon's export.
+pub struct Artifact {
+    /// The raw manifest.
+    pub manifest: Vec<u8>,
+    /// Blobs by `sha256:` digest.
+    pub blobs: std::collections::HashMap<String, Vec<u8>>,
+}
+
+impl Daemon {
+    /// Exports `model` and splits the archive into manifest and blobs.
+    pub fn artifact(&self, model: &str) -> Artifact {
+        let out = Command::new(bin("modelrunner"))
+            .args(["export", model])
+            .env("MODEL_RUNNER_HOST", &self.url)
+            .output()
+            .expect("export");
+        assert!(out.status.success(), "export failed");
+        let mut a = tar::Archive::new(&out.stdout[..]);
+        let mut manifest = Vec::new();
+        let mut blobs = std::collections::HashMap::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().to_string();
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut buf).unwrap();
+            if path == "manifest.json" {
+                manifest = buf;
+            } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+                if !hex.is_empty() {
+                    blobs.insert(format!("sha256:{hex}"), buf);
+                }
+            }
+        }
+        Artifact { manifest, blobs }
+    }
 }

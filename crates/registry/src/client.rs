@@ -132,6 +132,9 @@ impl Registry {
             .await;
         let scheme = match probe {
             Ok(_) => "https",
+            // A server that speaks TLS with a certificate we do not trust is an HTTPS
+            // registry: say so instead of retrying in plain text.
+            Err(e) if crate::http::describe(&e).contains("certificate") => "https",
             Err(e) => {
                 debug!(host, cause = %crate::http::describe(&e), "no HTTPS; using plain HTTP");
                 "http"

@@ -120,12 +120,10 @@ impl Session {
         };
         match challenge.scheme.as_str() {
             "basic" => {
+                // Concurrent requests may all meet the challenge; each retries once
+                // (see `send`), so a refused password cannot loop.
                 if matches!(self.creds, Some(Credentials::Basic { .. })) {
-                    let mut a = self.auth.lock().await;
-                    if matches!(*a, AuthState::Basic) {
-                        return Ok(false);
-                    }
-                    *a = AuthState::Basic;
+                    *self.auth.lock().await = AuthState::Basic;
                     return Ok(true);
                 }
                 Ok(false)

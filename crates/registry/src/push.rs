@@ -32,11 +32,14 @@ impl Registry {
             RegistryError::Config(format!("push needs a tag, not a digest: {target}"))
         })?;
         let manifest = Manifest::parse(&manifest_bytes)?;
-        let session = self.session(target, true, bearer).await?;
+        let mut session = self.session(target, true, bearer).await?;
         let from: Option<String> = also_in
             .iter()
             .find(|r| r.registry() == target.registry() && r.repository() != target.repository())
             .map(|r| r.repository().to_string());
+        if let Some(f) = &from {
+            session.scopes.push(format!("repository:{f}:pull"));
+        }
         let total: u64 = manifest.blobs().map(|d| d.size).sum();
         let blobs: Vec<Descriptor> = manifest.blobs().cloned().collect();
         futures::stream::iter(blobs.into_iter().map(|desc| {

@@ -1,0 +1,321 @@
+//! A fault-injecting registry for faults a real one cannot make: wrong bytes, truncated
+//! and over-long bodies, resets, stalls, ignored ranges, scripted statuses, redirects.
+//! It speaks just enough HTTP/1.1 (keep-alive, Range) and records every request.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::sha256_hex;
+
+/// What to do instead of the normal answer, once.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and headers, empty body.
+    Status(u16, Vec<(String, String)>),
+    /// The right length, wrong bytes.
+    WrongBytes,
+    /// Announce the full length, send this many bytes, close.
+    Truncate(usize),
+    /// Send this many bytes more than the blob has (and announce them).
+    OverLong(usize),
+    /// Send this many bytes, then reset the connection.
+    Reset(usize),
+    /// Send this many bytes, then go quiet for the duration, then close.
+    Stall(usize, Duration),
+    /// Answer a Range request with 200 and the whole blob.
+    IgnoreRange,
+    /// Redirect (307) to this URL.
+    Redirect(String),
+}
+
+/// A recorded request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `GET`, `HEAD`...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: HashMap<String, String>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    manifests: HashMap<String, (Vec<u8>, String)>,
+    blobs: HashMap<String, Vec<u8>>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    seen: Vec<Seen>,
+    basic: Option<String>,
+}
+
+/// The fake registry; serves until dropped (its thread lingers harmlessly).
+#[derive(Clone)]
+pub struct FakeRegistry {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeRegistry {
+    /// Starts serving on a free loopback port.
+    pub fn start() -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let state: Arc<Mutex<State>> = Default::default();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve(stream, st));
+            }
+        });
+        FakeRegistry { host, state }
+    }
+
+    /// Requires `Authorization: Basic base64(user:pass)` on `/v2/` paths.
+    pub fn require_basic(&self, user: &str, pass: &str) {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        self.state.lock().unwrap().basic = Some(format!("Basic {b}"));
+    }
+
+    /// Stores a blob; returns its digest.
+    pub fn put_blob(&self, bytes: Vec<u8>) -> String {
+        let d = format!("sha256:{}", sha256_hex(&bytes));
+        self.state.lock().unwrap().blobs.insert(d.clone(), bytes);
+        d
+    }
+
+    /// Stores a manifest under `repo:tag` (and its digest); returns the digest.
+    pub fn put_manifest(&self, repo: &str, tag: &str, bytes: Vec<u8>, media_type: &str) -> String {
+        let d = format!("sha256:{}", sha256_hex(&bytes));
+        let mut s = self.state.lock().unwrap();
+        s.manifests.insert(
+            format!("/v2/{repo}/manifests/{tag}"),
+            (bytes.clone(), media_type.into()),
+        );
+        s.manifests.insert(
+            format!("/v2/{repo}/manifests/{d}"),
+            (bytes, media_type.into()),
+        );
+        d
+    }
+
+    /// Queues faults for requests to `path` (without query), used in order.
+    pub fn fault(&self, path: &str, faults: Vec<Fault>) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(path.to_string())
+            .or_default()
+            .extend(faults);
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Requests for `path` (query ignored).
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.split('?').next() == Some(path))
+            .collect()
+    }
+}
+
+fn serve(stream: TcpStream, st: Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        if !answer(&mut out, &st, method, path, headers) {
+            return;
+        }
+    }
+}
+
+fn respond(
+    out: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+    head_only: bool,
+) -> bool {
+    let mut h = format!("HTTP/1.1 {status} X\r\n");
+    for (k, v) in headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    out.write_all(h.as_bytes()).is_ok() && (head_only || out.write_all(body).is_ok())
+}
+
+/// Answers one request; false closes the connection.
+fn answer(
+    out: &mut TcpStream,
+    st: &Arc<Mutex<State>>,
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+) -> bool {
+    let bare = path.split('?').next().unwrap_or("").to_string();
+    let (fault, basic, manifest, blob) = {
+        let mut s = st.lock().unwrap();
+        s.seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            headers: headers.clone(),
+            at: Instant::now(),
+        });
+        let fault = s.faults.get_mut(&bare).and_then(VecDeque::pop_front);
+        let blob = bare
+            .rsplit_once("/blobs/")
+            .and_then(|(_, d)| s.blobs.get(d).cloned());
+        (
+            fault,
+            s.basic.clone(),
+            s.manifests.get(&bare).cloned(),
+            blob,
+        )
+    };
+    let head = method == "HEAD";
+    if let Some(want) = basic {
+        if bare.starts_with("/v2/") && headers.get("authorization") != Some(&want) {
+            return respond(
+                out,
+                401,
+                &[("www-authenticate", "Basic realm=\"fake\"".into())],
+                b"",
+                false,
+            );
+        }
+    }
+    if bare == "/v2/" {
+        return respond(out, 200, &[], b"{}", head);
+    }
+    match fault {
+        Some(Fault::Status(code, hs)) => {
+            let hs: Vec<(&str, String)> = hs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            return respond(out, code, &hs, b"", head);
+        }
+        Some(Fault::Redirect(url)) => return respond(out, 307, &[("location", url)], b"", head),
+        _ => {}
+    }
+    if let Some((bytes, mt)) = manifest {
+        return respond(out, 200, &[("content-type", mt)], &bytes, head);
+    }
+    let Some(mut data) = blob else {
+        let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+        return respond(
+            out,
+            404,
+            &[("content-type", "application/json".into())],
+            body,
+            head,
+        );
+    };
+    let range = headers
+        .get("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+    let total = data.len();
+    let (status, start) = match (range, &fault) {
+        (
+            Some(n),
+            None | Some(Fault::Truncate(_)) | Some(Fault::Reset(_)) | Some(Fault::Stall(..)),
+        ) if n < total => (206, n),
+        _ => (200, 0),
+    };
+    let mut hs = vec![("content-type", "application/octet-stream".to_string())];
+    if status == 206 {
+        hs.push((
+            "content-range",
+            format!("bytes {start}-{}/{total}", total - 1),
+        ));
+    }
+    match fault {
+        Some(Fault::WrongBytes) => {
+            for b in data.iter_mut() {
+                *b ^= 0x5a;
+            }
+            respond(out, 200, &hs, &data, head)
+        }
+        Some(Fault::OverLong(extra)) => {
+            data.extend(std::iter::repeat_n(7u8, extra));
+            respond(out, 200, &hs, &data, head)
+        }
+        Some(Fault::Truncate(n)) | Some(Fault::Reset(n)) | Some(Fault::Stall(n, _)) => {
+            let part = &data[start..];
+            let mut h = format!("HTTP/1.1 {status} X\r\n");
+            for (k, v) in &hs {
+                h.push_str(&format!("{k}: {v}\r\n"));
+            }
+            h.push_str(&format!("content-length: {}\r\n\r\n", part.len()));
+            let _ = out.write_all(h.as_bytes());
+            let _ = out.write_all(&part[..n.min(part.len())]);
+            let _ = out.flush();
+            match fault {
+                Some(Fault::Reset(_)) => {
+                    set_linger_zero(out);
+                }
+                Some(Fault::Stall(_, d)) => std::thread::sleep(d),
+                _ => {}
+            }
+            false
+        }
+        _ => respond(out, status, &hs, &data[start..], head),
+    }
+}
+
+/// Makes the next close send a reset instead of a FIN.
+fn set_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}

@@ -29,6 +29,8 @@ pub enum Fault {
     IgnoreRange,
     /// Redirect (307) to this URL.
     Redirect(String),
+    /// Wait, then answer normally.
+    Delay(Duration),
 }
 
 /// A recorded request.
@@ -234,6 +236,7 @@ fn answer(
             return respond(out, code, &hs, b"", head);
         }
         Some(Fault::Redirect(url)) => return respond(out, 307, &[("location", url)], b"", head),
+        Some(Fault::Delay(d)) => std::thread::sleep(d),
         _ => {}
     }
     if let Some((bytes, mt)) = manifest {

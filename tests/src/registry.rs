@@ -203,6 +203,9 @@ pub fn docker_config(dir: &Path, host: &str, user: &str, pass: &str) -> PathBuf 
     d
 }
 
+/// What the token server saw: each request's `Authorization` header and query.
+pub type TokenLog = Arc<Mutex<Vec<(Option<String>, String)>>>;
+
 /// A token server for the registry's `token` auth: checks basic credentials and signs
 /// JWTs (RS256, with the certificate in `x5c`) with `openssl`.
 pub struct TokenServer {
@@ -211,7 +214,7 @@ pub struct TokenServer {
     /// The signing certificate (the registry's root bundle).
     pub cert: PathBuf,
     /// Each request's `Authorization` header (None when absent) and query.
-    pub requests: Arc<Mutex<Vec<(Option<String>, String)>>>,
+    pub requests: TokenLog,
 }
 
 impl TokenServer {
@@ -248,7 +251,7 @@ impl TokenServer {
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests: Arc<Mutex<Vec<(Option<String>, String)>>> = Default::default();
+        let requests: TokenLog = Default::default();
         let expected = format!("Basic {}", b64.encode(format!("{user}:{pass}")));
         let key = dir.join("token.key");
         let log = requests.clone();
@@ -278,7 +281,7 @@ impl TokenServer {
                 let access: Vec<serde_json::Value> = query
                     .split('&')
                     .filter_map(|kv| kv.strip_prefix("scope="))
-                    .map(|s| percent_decode(s))
+                    .map(percent_decode)
                     .filter_map(|s| {
                         let mut parts = s.splitn(3, ':');
                         let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);

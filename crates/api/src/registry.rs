@@ -153,7 +153,10 @@ struct AbortOnDrop(tokio::task::JoinHandle<Result<(), ()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if !self.0.is_finished() {
+            info!("the client went away; cancelling the transfer");
+            self.0.abort();
+        }
     }
 }
 
@@ -170,16 +173,25 @@ fn progress_response(
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
     let guard = AbortOnDrop(task);
-    let lines = futures::stream::unfold((rx, guard), move |(mut rx, guard)| async move {
-        let p = rx.recv().await?;
-        let mut line = serde_json::to_string(&p).expect("progress serialises");
-        if !json {
-            line = html_escape(&line);
-        }
-        line.push('\n');
+    // While the registry is silent the last line is repeated every second: a client
+    // that went away is only noticed when a write fails, and that cancels the pull.
+    let state = (rx, guard, None::<Bytes>);
+    let lines = futures::stream::unfold(state, move |(mut rx, guard, last)| async move {
+        let line = match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
+            Ok(Some(p)) => {
+                let mut line = serde_json::to_string(&p).expect("progress serialises");
+                if !json {
+                    line = html_escape(&line);
+                }
+                line.push('\n');
+                Bytes::from(line)
+            }
+            Ok(None) => return None,
+            Err(_) => last.clone().unwrap_or_else(|| Bytes::from_static(b"\n")),
+        };
         Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(line)),
-            (rx, guard),
+            Ok::<_, std::convert::Infallible>(line.clone()),
+            (rx, guard, Some(line)),
         ))
     });
     let content_type = if json {
@@ -196,6 +208,9 @@ fn progress_response(
     )
         .into_response()
 }
+
+/// How often a silent transfer repeats its last progress line.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Go's `html.EscapeString`.
 fn html_escape(s: &str) -> String {

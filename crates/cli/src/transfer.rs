@@ -162,11 +162,10 @@ async fn render(resp: reqwest::Response, json: bool, stderr: bool) -> anyhow::Re
     view.finish();
     match outcome {
         Some(Ok(m)) => {
-            if json {
-            } else if stderr {
-                eprintln!("{m}");
-            } else {
-                println!("{m}");
+            match (json, stderr) {
+                (true, _) => {}
+                (false, true) => eprintln!("{m}"),
+                (false, false) => println!("{m}"),
             }
             Ok(())
         }

@@ -81,20 +81,15 @@ impl Registry {
             b.build()
                 .map_err(|e| RegistryError::Config(format!("HTTP client: {e}")))
         };
+        let backoff = Duration::from_millis(config.retry_backoff_ms.unwrap_or(1000));
         Ok(Registry {
             strict: build(false)?,
             lenient: build(true)?,
             config,
             schemes: Default::default(),
             inflight: Default::default(),
-            backoff: Duration::from_secs(1),
+            backoff,
         })
-    }
-
-    /// Shortens the retry backoff (tests).
-    pub fn with_backoff(mut self, backoff: Duration) -> Self {
-        self.backoff = backoff;
-        self
     }
 
     /// The configuration in use.

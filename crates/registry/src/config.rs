@@ -24,8 +24,10 @@ pub struct RegistryConfig {
     pub mirrors: BTreeMap<String, Vec<String>>,
     /// The Docker config directory (`$DOCKER_CONFIG`, else `~/.docker`).
     pub docker_config: Option<PathBuf>,
-    /// Layers transferred at once per pull or push.
+    /// Layers transferred at once per pull or push (default 4).
     pub max_concurrent: Option<usize>,
+    /// First retry pause in milliseconds, doubled per attempt with jitter (default 1000).
+    pub retry_backoff_ms: Option<u64>,
 }
 
 impl RegistryConfig {

@@ -119,6 +119,13 @@ impl LayerReporter {
         self.set(self.current + n);
     }
 
+    /// Reports bytes that throttling held back (call when the transfer pauses).
+    pub fn flush(&mut self) {
+        if self.last_sent.map(|(_, b)| b) != Some(self.current) {
+            self.send();
+        }
+    }
+
     fn send(&mut self) {
         self.last_sent = Some((Instant::now(), self.current));
         let verb = match self.mode {

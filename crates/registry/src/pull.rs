@@ -255,7 +255,20 @@ impl Registry {
         });
         let mut stream = resp.bytes_stream();
         let mut read_error = None;
-        while let Some(chunk) = stream.next().await {
+        // Bytes that throttling held back are reported when the registry pauses.
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let chunk = tokio::select! {
+                c = stream.next() => match c {
+                    Some(c) => c,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    reporter.flush();
+                    continue;
+                }
+            };
             match chunk {
                 Ok(b) => {
                     let n = b.len() as u64;

@@ -94,8 +94,11 @@ impl Store {
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
             return Ok(());
         }
-        let tmp = self.tmp_dir().join(format!("m-{}.part", id.hex()));
-        let _ = fs::remove_file(&tmp);
+        // A random name: two writers of the same manifest must not share a temp file.
+        let nonce: u64 = rand::random();
+        let tmp = self
+            .tmp_dir()
+            .join(format!("m-{}-{nonce:016x}.part", id.hex()));
         let mut f = create_exclusive(&tmp).map_err(|e| StoreError::io("creating manifest", e))?;
         f.write_all(bytes)
             .and_then(|_| f.sync_all())

@@ -1,0 +1,341 @@
+//! Pulls from a fault-injecting registry: every fault ends in success or in a clear
+//! error, with nothing written outside the store and nothing corrupt inside it.
+
+use std::time::{Duration, Instant};
+
+use modelrunner_e2e::fake_registry::{FakeRegistry, Fault};
+use modelrunner_e2e::registry::docker_config;
+use modelrunner_e2e::{assert_store_sound, snapshot, wait_until, Daemon};
+use serde_json::{json, Value};
+
+const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A daemon with fast retries (and optionally Docker credentials).
+fn daemon(env: &[(&str, &str)]) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[registries]\nretry_backoff_ms = 20\n").unwrap();
+    let store = dir.path().join("store");
+    let cfg = cfg.to_str().unwrap().to_string();
+    Daemon::start_full(dir, store, &["--config", &cfg], env)
+}
+
+/// A fake registry serving a generated tiny model as `repo:v1`; returns it with the
+/// path of the GGUF layer's blob and its size.
+fn serve_tiny(fake: &FakeRegistry, repo: &str) -> (String, usize) {
+    let src = Daemon::start(&[]);
+    src.package_tiny("src", 11);
+    let art = src.artifact("src");
+    let m: Value = serde_json::from_slice(&art.manifest).unwrap();
+    let layer = &m["layers"][0];
+    for bytes in art.blobs.into_values() {
+        fake.put_blob(bytes);
+    }
+    fake.put_manifest(repo, "v1", art.manifest, OCI);
+    let d = layer["digest"].as_str().unwrap();
+    (
+        format!("/v2/{repo}/blobs/{d}"),
+        layer["size"].as_u64().unwrap() as usize,
+    )
+}
+
+fn pull(d: &Daemon, reference: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .post(d.u("/models/create"))
+        .header("accept", "application/json")
+        .json(&json!({ "from": reference }))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn models(d: &Daemon) -> Vec<Value> {
+    let v: Value = reqwest::blocking::get(d.u("/models"))
+        .unwrap()
+        .json()
+        .unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn range(s: &modelrunner_e2e::fake_registry::Seen) -> Option<String> {
+    s.headers.get("range").cloned()
+}
+
+#[test]
+fn transient_errors_are_retried_and_interrupted_blobs_resume() {
+    let fake = FakeRegistry::start();
+    let (blob, size) = serve_tiny(&fake, "m/tiny");
+    assert!(size > 200_000, "the layer is large enough to cut: {size}");
+    fake.fault(
+        &blob,
+        vec![
+            Fault::Status(503, vec![]),
+            Fault::Status(429, vec![("retry-after".into(), "1".into())]),
+            Fault::Reset(50_000),
+            Fault::Truncate(30_000),
+        ],
+    );
+    let d = daemon(&[]);
+    let (status, body) = pull(&d, &format!("{}/m/tiny:v1", fake.host));
+    assert_eq!(status, 200);
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let seen = fake.seen_at(&blob);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(
+        seen[2].at.duration_since(seen[1].at) >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(range(&seen[3]).as_deref(), Some("bytes=50000-"));
+    assert_eq!(range(&seen[4]).as_deref(), Some("bytes=80000-"));
+    assert_eq!(models(&d).len(), 1);
+    assert_eq!(assert_store_sound(&d.store), 2, "the layer and the config");
+}
+
+#[test]
+fn a_range_answered_with_the_whole_blob_restarts_it() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    fake.fault(&blob, vec![Fault::Reset(40_000), Fault::IgnoreRange]);
+    let d = daemon(&[]);
+    let (status, body) = pull(&d, &format!("{}/m/tiny:v1", fake.host));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let seen = fake.seen_at(&blob);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(range(&seen[1]).as_deref(), Some("bytes=40000-"));
+    assert_store_sound(&d.store);
+}
+
+#[test]
+fn wrong_or_over_long_bytes_are_refused_and_nothing_is_stored() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    let d = daemon(&[]);
+    let reference = format!("{}/m/tiny:v1", fake.host);
+    for (fault, needle) in [
+        (Fault::WrongBytes, "arrived with other content"),
+        (Fault::OverLong(10), "longer than its descriptor"),
+    ] {
+        fake.fault(&blob, vec![fault]);
+        let (status, body) = pull(&d, &reference);
+        assert_eq!(status, 200, "the stream had started");
+        let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "error", "{body}");
+        assert!(last["message"].as_str().unwrap().contains(needle), "{body}");
+        assert!(models(&d).is_empty());
+        let n = assert_store_sound(&d.store);
+        assert!(
+            n <= 2,
+            "only the verified config and license may be stored: {n}"
+        );
+    }
+    // The CLI reports the same as one line and fails.
+    fake.fault(&blob, vec![Fault::WrongBytes]);
+    let err = d.fails(&["pull", &reference]);
+    assert!(
+        err.contains("arrived with other content") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // Then a clean pull succeeds.
+    let (_, body) = pull(&d, &reference);
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    assert_eq!(assert_store_sound(&d.store), 2);
+    let strays: Vec<_> = snapshot(d.dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&d.store) && !p.ends_with("config.toml"))
+        .collect();
+    assert!(strays.is_empty(), "written outside the store: {strays:?}");
+}
+
+#[test]
+fn persistent_server_errors_give_up_after_five_attempts_and_4xx_at_once() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    fake.fault(
+        "/v2/m/tiny/manifests/v1",
+        vec![Fault::Status(500, vec![]); 5],
+    );
+    let d = daemon(&[]);
+    let reference = format!("{}/m/tiny:v1", fake.host);
+    let (status, body) = pull(&d, &reference);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("500"), "{body}");
+    assert_eq!(fake.seen_at("/v2/m/tiny/manifests/v1").len(), 5);
+    fake.fault(&blob, vec![Fault::Status(403, vec![])]);
+    let (_, body) = pull(&d, &reference);
+    assert!(body.contains("refused (403"), "{body}");
+    assert_eq!(fake.seen_at(&blob).len(), 1, "a 403 is not retried");
+    assert!(models(&d).is_empty());
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_to_another_host() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    fake.require_basic("carol", "pw");
+    let elsewhere = FakeRegistry::start();
+    let (_, _) = serve_tiny(&elsewhere, "m/tiny");
+    let port = elsewhere.host.rsplit(':').next().unwrap();
+    fake.fault(
+        &blob,
+        vec![Fault::Redirect(format!("http://localhost:{port}{blob}"))],
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let creds = docker_config(scratch.path(), &fake.host, "carol", "pw");
+    let d = daemon(&[("DOCKER_CONFIG", creds.to_str().unwrap())]);
+    let reference = format!("{}/m/tiny:v1", fake.host);
+    let (status, body) = pull(&d, &reference);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let there = elsewhere.seen_at(&blob);
+    assert_eq!(there.len(), 1);
+    assert!(
+        !there[0].headers.contains_key("authorization"),
+        "credentials leaked: {there:?}"
+    );
+    assert!(fake
+        .seen_at("/v2/m/tiny/manifests/v1")
+        .iter()
+        .any(|s| s.headers.contains_key("authorization")));
+    // A redirect loop ends.
+    fake.fault(
+        "/v2/m/tiny/manifests/v2",
+        vec![Fault::Redirect(format!("http://{}/v2/m/tiny/manifests/v2", fake.host)); 20],
+    );
+    let (status, body) = pull(&d, &format!("{}/m/tiny:v2", fake.host));
+    assert_eq!(status, 502);
+    assert!(body.contains("more than 10 redirects"), "{body}");
+}
+
+#[test]
+fn oversized_manifests_hostile_digests_and_paths_are_handled() {
+    let fake = FakeRegistry::start();
+    let (_, _) = serve_tiny(&fake, "m/tiny");
+    let src = Daemon::start(&[]);
+    src.package_tiny("src", 11);
+    let art = src.artifact("src");
+    for bytes in art.blobs.values() {
+        fake.put_blob(bytes.clone());
+    }
+    let d = daemon(&[]);
+    // 5 MiB manifest: an error naming the limit, never a truncated parse.
+    let mut big: Value = serde_json::from_slice(&art.manifest).unwrap();
+    big["annotations"] = json!({"pad": "x".repeat(5 << 20)});
+    fake.put_manifest("m/big", "v1", serde_json::to_vec(&big).unwrap(), OCI);
+    let (status, body) = pull(&d, &format!("{}/m/big:v1", fake.host));
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("larger than the limit"), "{body}");
+    // A digest that is a path.
+    let mut evil: Value = serde_json::from_slice(&art.manifest).unwrap();
+    evil["layers"][0]["digest"] = json!("sha256:../../../../tmp/evil");
+    fake.put_manifest("m/evil", "v1", serde_json::to_vec(&evil).unwrap(), OCI);
+    let (status, body) = pull(&d, &format!("{}/m/evil:v1", fake.host));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid"), "{body}");
+    // File path annotations that try to escape: the bundle names files itself.
+    let mut paths: Value = serde_json::from_slice(&art.manifest).unwrap();
+    paths["layers"][0]["annotations"] = json!({
+        "org.cncf.model.filepath": "../../../../evil-escape.gguf",
+        "org.opencontainers.image.title": "/etc/evil-title",
+    });
+    fake.put_manifest("m/paths", "v1", serde_json::to_vec(&paths).unwrap(), OCI);
+    let (status, body) = pull(&d, &format!("{}/m/paths:v1", fake.host));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    d.ok(&[
+        "run",
+        "--max-tokens",
+        "3",
+        &format!("{}/m/paths:v1", fake.host),
+        "hi",
+    ]);
+    let all = snapshot(d.dir.path());
+    assert!(
+        all.iter()
+            .all(|(p, _)| !p.to_string_lossy().contains("evil")),
+        "{all:?}"
+    );
+    assert!(!std::path::Path::new("/tmp/evil").exists());
+    assert_store_sound(&d.store);
+}
+
+#[test]
+fn concurrent_pulls_download_each_blob_once() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    fake.fault(&blob, vec![Fault::Delay(Duration::from_millis(800))]);
+    let d = daemon(&[]);
+    let reference = format!("{}/m/tiny:v1", fake.host);
+    let results: Vec<(u16, String)> = std::thread::scope(|s| {
+        let a = s.spawn(|| pull(&d, &reference));
+        let b = s.spawn(|| pull(&d, &reference));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (status, body) in &results {
+        assert_eq!(*status, 200);
+        assert!(body.contains("\"type\":\"success\""), "{body}");
+    }
+    assert_eq!(fake.seen_at(&blob).len(), 1, "one download for two pulls");
+    assert_eq!(models(&d).len(), 1);
+}
+
+#[test]
+fn a_client_that_goes_away_leaves_a_resumable_invisible_partial() {
+    let fake = FakeRegistry::start();
+    let (blob, size) = serve_tiny(&fake, "m/tiny");
+    fake.fault(&blob, vec![Fault::Stall(60_000, Duration::from_secs(20))]);
+    let d = daemon(&[]);
+    let reference = format!("{}/m/tiny:v1", fake.host);
+    let started = Instant::now();
+    {
+        // A raw connection, so that hanging up is exactly closing the socket.
+        use std::io::{BufRead, Write};
+        let addr = d.url.trim_start_matches("http://").to_string();
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+        let body = json!({ "from": reference }).to_string();
+        write!(
+            sock,
+            "POST /models/create HTTP/1.1\r\nhost: {addr}\r\naccept: application/json\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // Hang up once bytes of the big layer have arrived.
+        for line in std::io::BufReader::new(sock.try_clone().unwrap()).lines() {
+            let line = line.unwrap();
+            let Ok(v) = serde_json::from_str::<Value>(line.trim()) else {
+                continue;
+            };
+            if v["layer"]["size"].as_u64() == Some(size as u64)
+                && v["layer"]["current"].as_u64() > Some(0)
+            {
+                break;
+            }
+        }
+        sock.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    let digest = blob.rsplit('/').next().unwrap().to_string();
+    let partial = d.store.join("partial/sha256").join(&digest[7..]);
+    let mut have = 0;
+    wait_until(
+        "the partial keeps the bytes received",
+        Duration::from_secs(10),
+        || {
+            have = std::fs::metadata(&partial).map_or(0, |m| m.len());
+            have > 0
+        },
+    );
+    assert!(models(&d).is_empty(), "nothing is visible");
+    assert!(!d.store.join("blobs/sha256").join(&digest[7..]).exists());
+    let (status, body) = pull(&d, &reference);
+    assert_eq!(status, 200);
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let seen = fake.seen_at(&blob);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(range(&seen[1]), Some(format!("bytes={have}-")));
+    assert!(
+        seen[1].at.duration_since(started) < Duration::from_secs(20),
+        "the second pull resumed while the first download was still stalled: it was cancelled"
+    );
+    assert!(size > 60_000);
+    assert_eq!(assert_store_sound(&d.store), 2);
+}

@@ -31,6 +31,12 @@ fn push_pull_and_run_over_plain_http() {
     assert!(out.contains("Model pushed successfully"), "{out}");
     // Pushing again finds every blob there already.
     assert!(a.ok(&["push", &tag]).contains("Model pushed successfully"));
+    // Another repository of the same registry: blobs are mounted from the first.
+    let other = format!("{h}/elsewhere/stories:v1");
+    a.ok(&["tag", &tag, &other]);
+    assert!(a
+        .ok(&["push", &other])
+        .contains("Model pushed successfully"));
     // A ModelPack artifact, packaged and pushed in one command.
     let gguf = a.dir.path().join("m.gguf");
     std::fs::write(&gguf, small_gguf()).unwrap();
@@ -60,11 +66,15 @@ fn push_pull_and_run_over_plain_http() {
     assert_eq!(remote["id"].as_str().unwrap(), id_of(&a, &tag));
     assert_eq!(remote["config"]["format"], "gguf");
     b.ok(&["pull", &cncf]);
+    b.ok(&["pull", &other]);
+    assert_eq!(id_of(&b, &other), id_of(&a, &tag));
+    let err = b.fails(&["inspect", "--remote", &format!("{h}/test/nosuch:v1")]);
+    assert!(err.contains("not found"), "{err}");
     assert_eq!(id_of(&a, &cncf), id_of(&b, &cncf));
     // By digest: no tag is added.
     let id = id_of(&a, &tag);
     let by_digest = format!("{h}/test/stories@{id}");
-    b.ok(&["rm", &tag]);
+    b.ok(&["rm", &tag, &other]);
     assert!(b
         .ok(&["pull", &by_digest])
         .contains("Model pulled successfully"));

@@ -7,10 +7,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use modelrunner_e2e::registry::{RegistryOptions, TestRegistry};
+use modelrunner_e2e::registry::{skopeo, RegistryOptions, TestRegistry};
 use modelrunner_e2e::{sha256_hex, Daemon};
 use serde_json::json;
 use sha2::Digest as _;
@@ -68,19 +67,6 @@ fn make_layout(dir: &Path, layers: usize, mib: usize) {
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
         "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-}
-
-fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

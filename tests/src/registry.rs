@@ -190,6 +190,21 @@ impl Drop for TestRegistry {
     }
 }
 
+/// Runs `skopeo --insecure-policy ARGS` and expects success; returns stdout.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .expect("skopeo is missing; scripts/deps.sh installs it");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Writes a Docker config with basic credentials for `host` into a new directory.
 pub fn docker_config(dir: &Path, host: &str, user: &str, pass: &str) -> PathBuf {
     let d = dir.join(format!("docker-{}", host.replace([':', '.'], "-")));

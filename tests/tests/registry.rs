@@ -2,9 +2,7 @@
 //! `docker-registry`): plain HTTP, TLS with a test CA, htpasswd basic auth, token auth
 //! with a token server run here, and interoperability with `skopeo`.
 
-use std::process::Command;
-
-use modelrunner_e2e::registry::{docker_config, RegistryOptions, TestRegistry};
+use modelrunner_e2e::registry::{docker_config, skopeo, RegistryOptions, TestRegistry};
 use modelrunner_e2e::{assert_store_sound, Daemon};
 use modelrunner_testkit::{small_gguf, GgufWriter, Kv};
 use serde_json::{json, Value};
@@ -368,20 +366,6 @@ fn token_auth_gets_tokens_for_docker_credentials_and_accepts_bearer_tokens() {
         id_of(&a, &format!("{h}/tok/tiny:1")),
         id_of(&anonymous, &format!("{h}/tok/tiny:1"))
     );
-}
-
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy"])
-        .args(args)
-        .output()
-        .expect("skopeo is missing; scripts/deps.sh installs it");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]

@@ -222,7 +222,8 @@ pub fn docker_config(dir: &Path, host: &str, user: &str, pass: &str) -> PathBuf 
 pub type TokenLog = Arc<Mutex<Vec<(Option<String>, String)>>>;
 
 /// A token server for the registry's `token` auth: checks basic credentials and signs
-/// JWTs (RS256, with the certificate in `x5c`) with `openssl`.
+/// JWTs (RS256, with the certificate in `x5c`) with `openssl`. Anonymous callers get
+/// tokens that only pull `public/` repositories, as on Docker Hub.
 pub struct TokenServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -289,7 +290,8 @@ impl TokenServer {
                     .unwrap_or_default();
                 log.lock().unwrap().push((auth.clone(), query.clone()));
                 let mut s = stream;
-                if auth.as_deref() != Some(expected.as_str()) {
+                let anonymous = auth.is_none();
+                if !anonymous && auth.as_deref() != Some(expected.as_str()) {
                     let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     continue;
                 }
@@ -300,7 +302,15 @@ impl TokenServer {
                     .filter_map(|s| {
                         let mut parts = s.splitn(3, ':');
                         let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);
-                        Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+                        // Anonymous callers may only pull, and only public/ repositories.
+                        if anonymous && !n.starts_with("public/") {
+                            return None;
+                        }
+                        let actions: Vec<&str> = a
+                            .split(',')
+                            .filter(|x| !anonymous || *x == "pull")
+                            .collect();
+                        Some(serde_json::json!({"type": t, "name": n, "actions": actions}))
                     })
                     .collect();
                 let now = std::time::SystemTime::now()

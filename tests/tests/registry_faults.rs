@@ -12,9 +12,18 @@ const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// A daemon with fast retries (and optionally Docker credentials).
 fn daemon(env: &[(&str, &str)]) -> Daemon {
+    daemon_with(env, "")
+}
+
+/// Like [`daemon`], with more `[registries]` keys.
+fn daemon_with(env: &[(&str, &str)], registries: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
-    std::fs::write(&cfg, "[registries]\nretry_backoff_ms = 20\n").unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[registries]\nretry_backoff_ms = 20\n{registries}"),
+    )
+    .unwrap();
     let store = dir.path().join("store");
     let cfg = cfg.to_str().unwrap().to_string();
     Daemon::start_full(dir, store, &["--config", &cfg], env)
@@ -61,6 +70,17 @@ fn range(s: &modelrunner_e2e::fake_registry::Seen) -> Option<String> {
     s.headers.get("range").cloned()
 }
 
+/// Nothing but the store (and the daemon's config file) was written in its directory,
+/// and every stored blob hashes to its name.
+fn assert_only_the_store_changed(d: &Daemon) {
+    let strays: Vec<_> = snapshot(d.dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&d.store) && !p.ends_with("config.toml"))
+        .collect();
+    assert!(strays.is_empty(), "written outside the store: {strays:?}");
+    assert_store_sound(&d.store);
+}
+
 #[test]
 fn transient_errors_are_retried_and_interrupted_blobs_resume() {
     let fake = FakeRegistry::start();
@@ -81,6 +101,7 @@ fn transient_errors_are_retried_and_interrupted_blobs_resume() {
     assert!(body.contains("Model pulled successfully"), "{body}");
     let seen = fake.seen_at(&blob);
     assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_only_the_store_changed(&d);
     assert!(
         seen[2].at.duration_since(seen[1].at) >= Duration::from_secs(1),
         "Retry-After was honoured"
@@ -89,6 +110,7 @@ fn transient_errors_are_retried_and_interrupted_blobs_resume() {
     assert_eq!(range(&seen[4]).as_deref(), Some("bytes=80000-"));
     assert_eq!(models(&d).len(), 1);
     assert_eq!(assert_store_sound(&d.store), 2, "the layer and the config");
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -103,7 +125,7 @@ fn a_range_answered_with_the_whole_blob_restarts_it() {
     let seen = fake.seen_at(&blob);
     assert_eq!(seen.len(), 2);
     assert_eq!(range(&seen[1]).as_deref(), Some("bytes=40000-"));
-    assert_store_sound(&d.store);
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -140,11 +162,7 @@ fn wrong_or_over_long_bytes_are_refused_and_nothing_is_stored() {
     let (_, body) = pull(&d, &reference);
     assert!(body.contains("Model pulled successfully"), "{body}");
     assert_eq!(assert_store_sound(&d.store), 2);
-    let strays: Vec<_> = snapshot(d.dir.path())
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(&d.store) && !p.ends_with("config.toml"))
-        .collect();
-    assert!(strays.is_empty(), "written outside the store: {strays:?}");
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -166,6 +184,7 @@ fn persistent_server_errors_give_up_after_five_attempts_and_4xx_at_once() {
     assert!(body.contains("refused (403"), "{body}");
     assert_eq!(fake.seen_at(&blob).len(), 1, "a 403 is not retried");
     assert!(models(&d).is_empty());
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -205,6 +224,7 @@ fn credentials_never_follow_a_redirect_to_another_host() {
     let (status, body) = pull(&d, &format!("{}/m/tiny:v2", fake.host));
     assert_eq!(status, 502);
     assert!(body.contains("more than 10 redirects"), "{body}");
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -256,7 +276,7 @@ fn oversized_manifests_hostile_digests_and_paths_are_handled() {
         "{all:?}"
     );
     assert!(!std::path::Path::new("/tmp/evil").exists());
-    assert_store_sound(&d.store);
+    assert_only_the_store_changed(&d);
 }
 
 #[test]
@@ -277,6 +297,50 @@ fn concurrent_pulls_download_each_blob_once() {
     }
     assert_eq!(fake.seen_at(&blob).len(), 1, "one download for two pulls");
     assert_eq!(models(&d).len(), 1);
+    assert_only_the_store_changed(&d);
+}
+
+#[test]
+fn a_layer_another_model_brought_is_not_downloaded_again() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    let d = daemon(&[]);
+    let (_, body) = pull(&d, &format!("{}/m/tiny:v1", fake.host));
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    // A second model: the same GGUF layer, another config.
+    let art = d.artifact(&format!("{}/m/tiny:v1", fake.host));
+    let mut m: Value = serde_json::from_slice(&art.manifest).unwrap();
+    let cfg_digest = m["config"]["digest"].as_str().unwrap().to_string();
+    let mut cfg: Value = serde_json::from_slice(&art.blobs[&cfg_digest]).unwrap();
+    cfg["descriptor"]["created"] = json!("2020-01-01T00:00:00Z");
+    let cfg = serde_json::to_vec(&cfg).unwrap();
+    m["config"]["size"] = json!(cfg.len());
+    m["config"]["digest"] = json!(fake.put_blob(cfg));
+    fake.put_manifest("m/other", "v1", serde_json::to_vec(&m).unwrap(), OCI);
+    let (_, body) = pull(&d, &format!("{}/m/other:v1", fake.host));
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    assert_eq!(fake.seen_at(&blob).len(), 1, "the shared layer came once");
+    assert_eq!(models(&d).len(), 2);
+    assert_only_the_store_changed(&d);
+}
+
+#[test]
+fn a_stalled_transfer_is_abandoned_and_resumed() {
+    let fake = FakeRegistry::start();
+    let (blob, _) = serve_tiny(&fake, "m/tiny");
+    fake.fault(&blob, vec![Fault::Stall(50_000, Duration::from_secs(5))]);
+    let d = daemon_with(&[], "stall_timeout_ms = 500\n");
+    let (status, body) = pull(&d, &format!("{}/m/tiny:v1", fake.host));
+    assert_eq!(status, 200);
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let seen = fake.seen_at(&blob);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(range(&seen[1]).as_deref(), Some("bytes=50000-"));
+    assert!(
+        seen[1].at.duration_since(seen[0].at) < Duration::from_secs(5),
+        "abandoned before the registry woke up"
+    );
+    assert_only_the_store_changed(&d);
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Registry {
             let mut b = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(30))
-                .read_timeout(crate::pull::STALL)
+                .read_timeout(config.stall_timeout())
                 .tcp_nodelay(true)
                 .user_agent(concat!("modelrunner/", env!("CARGO_PKG_VERSION")))
                 .danger_accept_invalid_certs(lenient);

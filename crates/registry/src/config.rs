@@ -28,12 +28,20 @@ pub struct RegistryConfig {
     pub max_concurrent: Option<usize>,
     /// First retry pause in milliseconds, doubled per attempt with jitter (default 1000).
     pub retry_backoff_ms: Option<u64>,
+    /// Milliseconds without a byte before a transfer is abandoned and retried
+    /// (default 30000).
+    pub stall_timeout_ms: Option<u64>,
 }
 
 impl RegistryConfig {
     /// True when `host` (`name` or `name:port`) is listed as insecure.
     pub fn is_insecure(&self, host: &str) -> bool {
         self.insecure.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// How long a transfer may go without a byte.
+    pub fn stall_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.stall_timeout_ms.unwrap_or(30_000).max(100))
     }
 
     /// Layers moved at once (default 4).

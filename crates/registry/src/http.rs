@@ -174,10 +174,21 @@ impl Session {
                     wait
                 }
                 Ok(resp) => return Ok(resp),
-                Err(RegistryError::Transport { reason, .. }) if attempt < MAX_ATTEMPTS => {
+                Err(RegistryError::Transport { reason, .. })
+                    if attempt < MAX_ATTEMPTS && !reason.contains("certificate") =>
+                {
                     let wait = self.backoff(attempt);
                     warn!(%reason, %url, attempt, ?wait, "{action}: retrying");
                     wait
+                }
+                Err(RegistryError::Transport { reason, .. }) if reason.contains("certificate") => {
+                    return Err(RegistryError::Transport {
+                        registry: self.host(),
+                        action: action.to_string(),
+                        reason: format!(
+                            "{reason}; trust its CA with --registry-ca-cert, or list it with --insecure-registry"
+                        ),
+                    })
                 }
                 Err(RegistryError::Transport { reason, .. }) => {
                     return Err(RegistryError::Transport {

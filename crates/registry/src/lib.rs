@@ -36,4 +36,4 @@ pub use client::{Mount, Registry, RemoteManifest};
 pub use config::RegistryConfig;
 pub use error::RegistryError;
 pub use progress::{Kind, LayerProgress, Mode, Progress};
-pub use pull::{Resolved, STALL};
+pub use pull::Resolved;

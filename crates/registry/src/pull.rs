@@ -17,9 +17,6 @@ use crate::error::RegistryError;
 use crate::http::{Session, MAX_ATTEMPTS};
 use crate::progress::{Kind, LayerReporter, Mode, Progress, Sink};
 
-/// A transfer with no bytes for this long is abandoned and retried.
-pub const STALL: Duration = Duration::from_secs(30);
-
 /// A manifest found in a registry (or one of its mirrors), ready to pull.
 pub struct Resolved {
     /// Where it was found.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use modelrunner_e2e::registry::{RegistryOptions, TestRegistry};
 use modelrunner_e2e::{runner_pids, wait_until, Daemon};
 
 #[test]
@@ -70,9 +71,12 @@ fn run_answers_a_prompt_preloads_and_chats() {
     assert_eq!(v[0]["mode"], "completion");
     assert!(d.ok(&["unload", "stories"]).contains("Unloaded 1 model"));
     assert!(d.fails(&["unload"]).contains("--all"));
-    let err = d.fails(&["run", "nope", "hi"]);
+    // A model that is neither stored nor in its registry.
+    let reg = TestRegistry::start(RegistryOptions::default());
+    let missing = format!("{}/nope/model:1", reg.host);
+    let err = d.fails(&["run", &missing, "hi"]);
     assert!(
-        err.contains("nope") && err.contains("modelrunner package"),
+        err.contains(&missing) && err.contains("not found") && err.contains("modelrunner package"),
         "{err}"
     );
 }

@@ -57,7 +57,11 @@ async fn ensure_model(c: &Client, model: &str) -> anyhow::Result<()> {
     eprintln!("Unable to find model '{model}' locally. Pulling from the registry.");
     crate::transfer::pull_to(c, model, false, true)
         .await
-        .with_context(|| format!("while pulling {model}"))
+        .with_context(|| {
+            format!(
+                "while pulling {model} (a local GGUF file can be packaged with `modelrunner package`, an archive loaded with `modelrunner load`)"
+            )
+        })
 }
 
 /// Streams one chat completion to stdout; returns the answer.

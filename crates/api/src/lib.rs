@@ -24,6 +24,7 @@ mod models;
 mod openai;
 mod registry;
 mod resolve;
+pub mod security;
 mod wire;
 
 use std::future::Future;
@@ -35,7 +36,7 @@ use axum::Router;
 use modelrunner_registry::{Registry, RegistryConfig};
 use modelrunner_scheduler::Scheduler;
 use modelrunner_store::Store;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::ApiError;
 pub use wire::ModelJson;
@@ -49,6 +50,10 @@ pub struct ApiConfig {
     pub load_limit: u64,
     /// Refuse requests whose Host is not a loopback name (set while bound to loopback).
     pub loopback_hosts_only: bool,
+    /// Digests of the accepted API keys; empty means no key is asked for.
+    pub api_keys: Vec<security::KeyHash>,
+    /// Origins allowed by CORS besides the loopback ones.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +62,8 @@ impl Default for ApiConfig {
             body_limit: 16 << 20,
             load_limit: 1 << 40,
             loopback_hosts_only: true,
+            api_keys: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -170,8 +177,38 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             host::check_host,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::require_key,
+        ))
+        .layer(security::cors(&state.config.cors_origins))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(axum::middleware::from_fn(security::request_id))
         .with_state(state)
+}
+
+/// The span of one request: every log line inside carries its ID.
+fn request_span(req: &axum::extract::Request) -> tracing::Span {
+    let id = req
+        .extensions()
+        .get::<security::RequestId>()
+        .map_or("-", |r| r.0.as_str());
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+}
+
+/// Serves `app` on a Unix socket until `shutdown` resolves.
+pub async fn run_unix(
+    listener: tokio::net::UnixListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.

@@ -16,7 +16,7 @@ use modelrunner_format::{Manifest, Reference};
 use modelrunner_registry::{Kind, Mode, Progress};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument, warn, Instrument};
 
 use crate::extract::ApiJson;
 use crate::wire::ModelJson;
@@ -62,14 +62,17 @@ pub(crate) async fn create(
         .await?;
     info!(reference = %reference, digest = %resolved.remote.digest, "pulling");
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        state
-            .registry
-            .pull(&state.store, resolved, &reference, Some(tx.clone()))
-            .await
-            .map(|_| ())
-            .map_err(|e| fail_line(&tx, Mode::Pull, e.to_string()))
-    });
+    let task = tokio::spawn(
+        async move {
+            state
+                .registry
+                .pull(&state.store, resolved, &reference, Some(tx.clone()))
+                .await
+                .map(|_| ())
+                .map_err(|e| fail_line(&tx, Mode::Pull, e.to_string()))
+        }
+        .in_current_span(),
+    );
     Ok(progress_response(&headers, rx, task))
 }
 
@@ -103,21 +106,24 @@ pub(crate) async fn push(
     let config_digest = Manifest::parse(&manifest)?.config.digest;
     session.has_blob(&config_digest).await?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        state
-            .registry
-            .push(
-                &state.store,
-                manifest,
-                &target,
-                &others,
-                token,
-                Some(tx.clone()),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| fail_line(&tx, Mode::Push, e.to_string()))
-    });
+    let task = tokio::spawn(
+        async move {
+            state
+                .registry
+                .push(
+                    &state.store,
+                    manifest,
+                    &target,
+                    &others,
+                    token,
+                    Some(tx.clone()),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| fail_line(&tx, Mode::Push, e.to_string()))
+        }
+        .in_current_span(),
+    );
     Ok(progress_response(&headers, rx, task))
 }
 

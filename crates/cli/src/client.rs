@@ -7,22 +7,44 @@ use serde_json::Value;
 /// Where the daemon is and how to talk to it.
 pub struct Client {
     base: String,
+    /// How errors name the daemon (the socket path for Unix sockets).
+    shown: String,
     http: reqwest::Client,
 }
 
 impl Client {
-    /// From `MODEL_RUNNER_HOST` (default `http://127.0.0.1:12434`).
+    /// From `MODEL_RUNNER_HOST` (default `http://127.0.0.1:12434`; `unix:///path` for a
+    /// Unix socket) and `MODEL_RUNNER_API_KEY` (sent as a bearer token when set).
     pub fn from_env() -> anyhow::Result<Self> {
-        let base =
+        let host =
             std::env::var("MODEL_RUNNER_HOST").unwrap_or_else(|_| "http://127.0.0.1:12434".into());
-        let base = base.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            bail!("MODEL_RUNNER_HOST must start with http:// or https://, got {base:?}");
+        let host = host.trim_end_matches('/').to_string();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("modelrunner-cli/", env!("CARGO_PKG_VERSION")));
+        let base = if let Some(path) = host.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                bail!("MODEL_RUNNER_HOST: unix:// takes an absolute path, got {host:?}");
+            }
+            builder = builder.unix_socket(path);
+            "http://localhost".to_string()
+        } else if host.starts_with("http://") || host.starts_with("https://") {
+            host.clone()
+        } else {
+            bail!("MODEL_RUNNER_HOST must start with http://, https:// or unix://, got {host:?}");
+        };
+        if let Ok(key) = std::env::var("MODEL_RUNNER_API_KEY") {
+            let mut headers = reqwest::header::HeaderMap::new();
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .context("MODEL_RUNNER_API_KEY has characters a header cannot carry")?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+            builder = builder.default_headers(headers);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("modelrunner-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Client { base, http })
+        Ok(Client {
+            base,
+            shown: host,
+            http: builder.build()?,
+        })
     }
 
     /// A request to `path`.
@@ -37,10 +59,10 @@ impl Client {
                 anyhow!(
                     "cannot reach modelrunnerd at {}: is it running? Start it with `modelrunnerd` \
                      (or `systemctl start modelrunnerd`), or set MODEL_RUNNER_HOST",
-                    self.base
+                    self.shown
                 )
             } else {
-                anyhow!(e).context(format!("while talking to modelrunnerd at {}", self.base))
+                anyhow!(e).context(format!("while talking to modelrunnerd at {}", self.shown))
             }
         })?;
         if resp.status().is_success() {
@@ -63,7 +85,13 @@ async fn error_from(resp: Response) -> anyhow::Error {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.trim().chars().take(500).collect());
+    let code = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
     match status {
+        StatusCode::UNAUTHORIZED if code.as_deref() == Some("invalid_api_key") => {
+            anyhow!("modelrunnerd wants an API key: {msg} (the CLI sends MODEL_RUNNER_API_KEY)")
+        }
         StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::BAD_REQUEST => anyhow!("{msg}"),
         _ => anyhow!("{msg} (HTTP {status})"),
     }

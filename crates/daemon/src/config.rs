@@ -24,9 +24,38 @@ pub enum LogFormat {
 #[derive(Debug, Parser)]
 #[command(name = "modelrunnerd", version, about)]
 pub struct Args {
-    /// Address and port to listen on [default: 127.0.0.1:12434]
+    /// Address and port to listen on, or "none" for the Unix socket only
+    /// [default: 127.0.0.1:12434]
     #[arg(long, env = "MODELRUNNER_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
+    /// Unix socket to listen on as well (mode 0660: the daemon's group may use it)
+    #[arg(long, env = "MODELRUNNER_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Digest of an accepted API key (`sha256:<hex>`, from `modelrunnerd hash-key`);
+    /// repeatable, or comma-separated in the environment
+    #[arg(
+        long = "api-key-hash",
+        env = "MODELRUNNER_API_KEY_HASHES",
+        value_delimiter = ','
+    )]
+    pub api_key_hashes: Vec<String>,
+    /// File of accepted API key digests, one per line
+    #[arg(long, env = "MODELRUNNER_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Listen beyond loopback without API keys (anyone who can connect may use it)
+    #[arg(long, env = "MODELRUNNER_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// An origin browsers may call from (CORS), besides localhost; repeatable
+    #[arg(
+        long = "cors-origin",
+        env = "MODELRUNNER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Log level or filter ("info", "debug", "modelrunner_registry=debug") [default: info;
+    /// RUST_LOG, when set, wins]
+    #[arg(long, env = "MODELRUNNER_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// Model store directory [default: $XDG_DATA_HOME/modelrunner]
     #[arg(long, env = "MODELRUNNER_STORE")]
     pub store: Option<PathBuf>,
@@ -106,6 +135,13 @@ pub enum Maintenance {
     },
     /// Remove blobs and manifests that no model references
     Gc,
+    /// Print the digest to configure for an API key read from stdin (or for a new
+    /// random key with --generate, printed first)
+    HashKey {
+        /// Make a new random key
+        #[arg(long)]
+        generate: bool,
+    },
     /// Run one model in this process, serving the engine API on a Unix socket (started
     /// by the daemon; not for people)
     #[command(hide = true)]
@@ -152,7 +188,13 @@ pub struct RunnerArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
+    socket: Option<PathBuf>,
+    api_keys: Option<Vec<String>>,
+    api_keys_file: Option<PathBuf>,
+    insecure_no_auth: Option<bool>,
+    cors_origins: Option<Vec<String>>,
+    log_level: Option<String>,
     store: Option<PathBuf>,
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
@@ -172,8 +214,20 @@ pub struct FileConfig {
 /// The validated configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
-    /// Listen address.
-    pub listen: SocketAddr,
+    /// TCP listen address ("none": the Unix socket only).
+    #[serde(with = "listen_text")]
+    pub listen: Option<SocketAddr>,
+    /// Unix socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// Digests of the accepted API keys (from the file, flags and the keys file).
+    pub api_keys: Vec<String>,
+    /// Whether listening beyond loopback without keys was allowed.
+    pub insecure_no_auth: bool,
+    /// CORS origins besides loopback.
+    pub cors_origins: Vec<String>,
+    /// Log filter.
+    pub log_level: String,
     /// Store root.
     pub store: PathBuf,
     /// Log format.
@@ -206,6 +260,30 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Registry trust, mirrors and credentials.
     pub registries: RegistryConfig,
+}
+
+mod listen_text {
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: serde::Serializer>(
+        a: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str("none"),
+        }
+    }
+}
+
+/// "none" or an address.
+fn listen_addr(v: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        anyhow::anyhow!("--listen (listen) must be ADDRESS:PORT or \"none\", got {v:?}")
+    })
 }
 
 mod duration_text {
@@ -271,11 +349,42 @@ impl Config {
                 )?
                 .join("modelrunner"),
         };
+        let mut api_keys = file.api_keys.clone().unwrap_or_default();
+        crate::access::parse_keys(&api_keys, "api_keys")?;
+        crate::access::parse_keys(&args.api_key_hashes, "--api-key-hash")?;
+        api_keys.extend(args.api_key_hashes.iter().cloned());
+        if let Some(f) = args.api_keys_file.as_ref().or(file.api_keys_file.as_ref()) {
+            let from_file = crate::access::read_keys_file(f)?;
+            crate::access::parse_keys(&from_file, &f.display().to_string())?;
+            api_keys.extend(from_file);
+        }
+        let mut cors_origins = file.cors_origins.clone().unwrap_or_default();
+        cors_origins.extend(args.cors_origins.iter().cloned());
+        crate::access::check_origins(&cors_origins)?;
+        let listen = match args.listen.clone().or(file.listen.clone()) {
+            Some(v) => listen_addr(&v)?,
+            None => Some(([127, 0, 0, 1], 12434).into()),
+        };
+        let socket = args.socket.clone().or(file.socket.clone());
+        if listen.is_none() && socket.is_none() {
+            bail!("--listen (listen) is \"none\" and there is no --socket (socket): nothing to listen on");
+        }
+        if socket.as_ref().is_some_and(|s| !s.is_absolute()) {
+            bail!("--socket (socket) must be an absolute path");
+        }
+        let insecure_no_auth = args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false);
+        crate::access::check_exposure(listen, api_keys.len(), insecure_no_auth)?;
         let config = Config {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or(([127, 0, 0, 1], 12434).into()),
+            listen,
+            socket,
+            api_keys,
+            insecure_no_auth,
+            cors_origins,
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level.clone())
+                .unwrap_or_else(|| "info".into()),
             store,
             log_format: args
                 .log_format
@@ -366,7 +475,7 @@ mod tests {
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "listen = \"127.0.0.1:9\"\nstore = \"/srv/models\"\n").unwrap();
         let c = Config::resolve(&args(&["--config", f.to_str().unwrap()])).unwrap();
-        assert_eq!(c.listen.port(), 9);
+        assert_eq!(c.listen.unwrap().port(), 9);
         assert_eq!(c.store, PathBuf::from("/srv/models"));
         assert_eq!(c.body_limit, 16 << 20);
         let c = Config::resolve(&args(&[
@@ -376,7 +485,7 @@ mod tests {
             "127.0.0.1:7",
         ]))
         .unwrap();
-        assert_eq!(c.listen.port(), 7);
+        assert_eq!(c.listen.unwrap().port(), 7);
     }
 
     #[test]

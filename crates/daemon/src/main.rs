@@ -1,6 +1,8 @@
 //! modelrunnerd: wiring only. Configuration, logging, the store, the HTTP server.
 
+mod access;
 mod config;
+mod notify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,8 +18,11 @@ use tracing_subscriber::EnvFilter;
 
 use config::{Args, Config, LogFormat, Maintenance};
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(format: LogFormat, level: &str) {
+    // RUST_LOG, when set, wins over --log-level.
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -81,37 +86,95 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .with_context(|| format!("while opening the store at {}", config.store.display()))?;
     let scheduler =
         Scheduler::new(scheduler_config(&config)?).context("while starting the model scheduler")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("while binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let api = ApiConfig {
         body_limit: config.body_limit,
         load_limit: config.max_load_size,
-        loopback_hosts_only: addr.ip().is_loopback(),
+        loopback_hosts_only: config.listen.is_none_or(|a| a.ip().is_loopback()),
+        api_keys: access::parse_keys(&config.api_keys, "api_keys")?,
+        cors_origins: config.cors_origins.clone(),
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;
     let app =
         router(AppState::new(Arc::new(store), scheduler.clone(), api).with_registry(registry));
-    info!(%addr, store = %config.store.display(), "listening");
-    // A machine-readable line for scripts and tests that bind port 0.
-    println!("listening on http://{addr}");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(modelrunner_api::run(listener, app, async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut servers = Vec::new();
+    if let Some(listen) = config.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("while binding {listen}"))?;
+        let addr = listener.local_addr()?;
+        info!(%addr, store = %config.store.display(), "listening");
+        // A machine-readable line for scripts and tests that bind port 0.
+        println!("listening on http://{addr}");
+        servers.push(tokio::spawn(modelrunner_api::run(
+            listener,
+            app.clone(),
+            stopped(),
+        )));
+    }
+    if let Some(path) = &config.socket {
+        let listener = bind_unix(path)?;
+        info!(socket = %path.display(), "listening");
+        println!("listening on unix://{}", path.display());
+        servers.push(tokio::spawn(modelrunner_api::run_unix(
+            listener,
+            app.clone(),
+            stopped(),
+        )));
+    }
+    notify::ready();
     shutdown_signal().await;
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(config.shutdown_timeout, server).await {
-        Ok(r) => r??,
+    notify::stopping();
+    let _ = stop_tx.send(true);
+    let all = futures::future::join_all(servers);
+    match tokio::time::timeout(config.shutdown_timeout, all).await {
+        Ok(results) => {
+            for r in results {
+                r??;
+            }
+        }
         Err(_) => {
             warn!(timeout = ?config.shutdown_timeout, "requests still running at the shutdown timeout; stopping them")
         }
     }
+    if let Some(path) = &config.socket {
+        let _ = std::fs::remove_file(path);
+    }
     scheduler.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// Binds the daemon's Unix socket: a stale socket file from an earlier run is replaced
+/// (anything else at the path is an error), and the socket gets mode 0660 so that the
+/// daemon's group may use it.
+fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)
+            .with_context(|| format!("while removing the stale socket {}", path.display()))?,
+        Ok(_) => anyhow::bail!(
+            "--socket (socket) {} exists and is not a socket",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("while creating {}", dir.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("while binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("while setting the mode of {}", path.display()))?;
+    Ok(listener)
 }
 
 /// The hidden runner subcommand: one model, served on a Unix socket.
@@ -199,7 +262,9 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
             );
             Ok(r.is_clean())
         }
-        Maintenance::Runner(_) | Maintenance::RunnerBaseline => unreachable!("handled before"),
+        Maintenance::Runner(_) | Maintenance::RunnerBaseline | Maintenance::HashKey { .. } => {
+            unreachable!("handled before")
+        }
         Maintenance::Gc => {
             let r = store.gc()?;
             println!(
@@ -215,6 +280,15 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(Maintenance::HashKey { generate }) = args.command {
+        return match access::hash_key(generate) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("modelrunnerd: {e:#}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -226,7 +300,7 @@ fn main() -> std::process::ExitCode {
         print!("{}", toml::to_string(&config).expect("config serialises"));
         return std::process::ExitCode::SUCCESS;
     }
-    init_logging(config.log_format);
+    init_logging(config.log_format, &config.log_level);
     match args.command {
         Some(Maintenance::Runner(r)) => return run_runner(r),
         Some(Maintenance::RunnerBaseline) => return runner_baseline(),

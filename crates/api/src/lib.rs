@@ -19,6 +19,7 @@ mod engines;
 mod error;
 mod extract;
 mod host;
+mod metrics;
 mod misc;
 mod models;
 mod openai;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Pulls and pushes.
     pub registry: Arc<Registry>,
+    /// Request and token counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -91,6 +94,7 @@ impl AppState {
             scheduler,
             config: Arc::new(config),
             registry: Arc::new(registry),
+            metrics: Default::default(),
         }
     }
 
@@ -165,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/models/purge", delete(models::purge_models))
         .route("/models/create", post(registry::create))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/models/{*rest}",
             get(models::get_or_export)
@@ -172,6 +177,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(models::delete_model),
         )
         .fallback(misc::no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -28,6 +28,9 @@ pub struct Registry {
     schemes: std::sync::Mutex<HashMap<String, &'static str>>,
     pub(crate) inflight: std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
     backoff: Duration,
+    /// Blob bytes downloaded and uploaded so far.
+    pub(crate) pulled: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) pushed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A fetched manifest: the registry's exact bytes and their digest.
@@ -89,7 +92,15 @@ impl Registry {
             schemes: Default::default(),
             inflight: Default::default(),
             backoff,
+            pulled: Default::default(),
+            pushed: Default::default(),
         })
+    }
+
+    /// Blob bytes (downloaded, uploaded) since the start.
+    pub fn bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.pulled.load(Relaxed), self.pushed.load(Relaxed))
     }
 
     /// The configuration in use.

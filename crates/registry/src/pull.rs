@@ -273,6 +273,8 @@ impl Registry {
                         break;
                     }
                     reporter.add(n);
+                    self.pulled
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(e) => {
                     read_error = Some(crate::http::describe(&e));

@@ -50,7 +50,14 @@ impl Registry {
                 desc.digest.to_string(),
                 desc.size,
             );
-            push_blob(&session, store, desc, from.as_deref(), reporter)
+            push_blob(
+                &session,
+                store,
+                desc,
+                from.as_deref(),
+                reporter,
+                &self.pushed,
+            )
         }))
         .buffer_unordered(self.config().concurrency())
         .try_collect::<Vec<()>>()
@@ -81,6 +88,7 @@ async fn push_blob(
     desc: Descriptor,
     from: Option<&str>,
     reporter: LayerReporter,
+    pushed: &Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<(), RegistryError> {
     let reporter = Arc::new(Mutex::new(reporter));
     if session.has_blob(&desc.digest).await? {
@@ -99,13 +107,16 @@ async fn push_blob(
     let store = store.clone();
     let digest = desc.digest;
     let r = reporter.clone();
+    let pushed = pushed.clone();
     let body = move || -> Result<reqwest::Body, RegistryError> {
         let file = store.open_blob(&digest)?;
         r.lock().unwrap().set(0);
         let counter = r.clone();
+        let pushed = pushed.clone();
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
             .inspect_ok(move |b| {
                 counter.lock().unwrap().add(b.len() as u64);
+                pushed.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
             });
         Ok(reqwest::Body::wrap_stream(stream))
     };

@@ -26,5 +26,7 @@ pub use error::SchedulerError;
 pub use keepalive::KeepAlive;
 pub use memory::{Estimate, ModelShape};
 pub use runner::Key;
-pub use scheduler::{ModelSpec, RunnerGuard, RunnerStatus, Scheduler, SchedulerConfig, Unload};
+pub use scheduler::{
+    CounterSnapshot, ModelSpec, RunnerGuard, RunnerStatus, Scheduler, SchedulerConfig, Unload,
+};
 pub use settings::{Mode, RuntimeSettings, SavedSettings, SettingsStore};

@@ -29,7 +29,7 @@ pub(crate) async fn chat_completions(
         return Ok(StatusCode::OK.into_response());
     }
     let (guard, events) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
-        start(c, "/chat", engine_req.clone())
+        start(c, "/chat", engine_req.clone(), (&state.metrics, &spec.name))
     })
     .await?;
     let mut events = Box::pin(events);

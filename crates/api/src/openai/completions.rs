@@ -64,7 +64,7 @@ pub(crate) async fn completions(
     let mut streams = Vec::with_capacity(requests.len());
     for (i, r) in requests.into_iter().enumerate() {
         let (g, s) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
-            start(c, "/generate", r.clone())
+            start(c, "/generate", r.clone(), (&state.metrics, &spec.name))
         })
         .await?;
         echoes.push(if req.echo {

@@ -11,6 +11,7 @@ pub(crate) mod request;
 pub(crate) mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::warn;
 
+use crate::metrics::Metrics;
 use crate::{ApiError, AppState};
 
 /// Acquires the model's runner and runs `op` on it. A runner that cannot be reached (it
@@ -62,8 +64,13 @@ pub(crate) async fn start(
     client: RunnerClient,
     path: &'static str,
     body: impl Serialize,
+    watch: (&Arc<Metrics>, &str),
 ) -> Result<impl Stream<Item = Event> + Send + 'static, EngineError> {
-    let mut s = Box::pin(client.stream(path, &body).await?);
+    let started = std::time::Instant::now();
+    let s = watch
+        .0
+        .observe(watch.1, started, client.stream(path, &body).await?);
+    let mut s = Box::pin(s);
     let first = s
         .next()
         .await

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 mod admission;
 mod status;
 
-pub use status::RunnerStatus;
+pub use status::{CounterSnapshot, RunnerStatus};
 
 use crate::error::SchedulerError;
 use crate::keepalive::KeepAlive;
@@ -142,6 +142,8 @@ pub struct Scheduler {
     shutdown: CancellationToken,
     /// A runner's own resident memory, measured once.
     baseline: tokio::sync::OnceCell<u64>,
+    /// Loads, unloads and crashes so far.
+    counters: status::Counters,
 }
 
 /// A request's hold on a runner: a slot or queue place, released when dropped.
@@ -262,6 +264,7 @@ impl Scheduler {
             closing: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             baseline: tokio::sync::OnceCell::new(),
+            counters: status::Counters::default(),
         });
         tokio::spawn(reap_idle(Arc::downgrade(&sched), sched.shutdown.clone()));
         Ok(sched)
@@ -390,6 +393,7 @@ impl Scheduler {
                 let f = st.failures.entry(key).or_insert((0, Instant::now()));
                 *f = (f.0 + 1, Instant::now());
                 drop(st);
+                status::Counters::bump(&self.counters.load_failures);
                 warn!(model = %spec.name, cause = %e, "load failed");
                 let _ = done.send(Some(Err(Arc::new(e))));
             }
@@ -500,6 +504,7 @@ impl Scheduler {
             })?;
         drop(admission);
         info!(model = %spec.name, pid, took = ?started.elapsed(), "loaded");
+        status::Counters::bump(&self.counters.loads);
         let now = Instant::now();
         let (exited_tx, exited_rx) = watch::channel(false);
         let runner = Arc::new(Runner {
@@ -543,6 +548,11 @@ impl Scheduler {
 
     /// Removes a runner that ended from the table; crashes count towards backoff.
     fn forget(&self, r: &Runner, ending: Ending) {
+        status::Counters::bump(match ending {
+            Ending::Stopped => &self.counters.unloads,
+            Ending::Crashed => &self.counters.crashes,
+            Ending::Hung => &self.counters.hangs,
+        });
         let mut st = self.state.lock().expect("state lock");
         if matches!(st.runners.get(&r.key), Some(Slot::Ready(x)) if x.instance == r.instance) {
             st.runners.remove(&r.key);

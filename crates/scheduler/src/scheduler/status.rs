@@ -1,5 +1,6 @@
 //! What `GET /engines/ps` shows of the runners.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -46,7 +47,50 @@ pub struct RunnerStatus {
     pub resident_memory: Option<u64>,
 }
 
+/// Lifetime counts of runner events (for metrics).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub loads: AtomicU64,
+    pub load_failures: AtomicU64,
+    pub unloads: AtomicU64,
+    pub crashes: AtomicU64,
+    pub hangs: AtomicU64,
+}
+
+/// A reading of the runner event counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CounterSnapshot {
+    /// Runners started and ready.
+    pub loads: u64,
+    /// Starts that failed (memory refusals included).
+    pub load_failures: u64,
+    /// Runners stopped on purpose.
+    pub unloads: u64,
+    /// Runners that exited by themselves.
+    pub crashes: u64,
+    /// Runners that stopped answering and were killed.
+    pub hangs: u64,
+}
+
+impl Counters {
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Scheduler {
+    /// Lifetime counts of loads, unloads and crashes.
+    pub fn counters(&self) -> CounterSnapshot {
+        let c = &self.counters;
+        CounterSnapshot {
+            loads: c.loads.load(Ordering::Relaxed),
+            load_failures: c.load_failures.load(Ordering::Relaxed),
+            unloads: c.unloads.load(Ordering::Relaxed),
+            crashes: c.crashes.load(Ordering::Relaxed),
+            hangs: c.hangs.load(Ordering::Relaxed),
+        }
+    }
+
     /// The runners, loaded and loading.
     pub fn ps(&self) -> Vec<RunnerStatus> {
         let st = self.state.lock().expect("state lock");

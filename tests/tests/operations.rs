@@ -439,3 +439,67 @@ fn metrics_appear_and_move_with_requests_loads_and_transfers() {
         pushed
     );
 }
+
+#[test]
+fn logs_show_requests_and_runner_output_and_follow() {
+    use modelrunner_e2e::Daemon;
+    let d = Daemon::start(&[]);
+    d.package_tiny("tiny", 22);
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(d.u("/v1/completions"))
+        .header("x-request-id", "logs-test-1")
+        .json(&serde_json::json!({"model": "tiny", "prompt": "a", "max_tokens": 2}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let all = d.ok(&["logs"]);
+    assert!(
+        all.lines()
+            .any(|l| l.contains("logs-test-1") && l.contains("/v1/completions")),
+        "{all}"
+    );
+    // llama.cpp's output, from the runner process, tagged with the model.
+    assert!(
+        all.lines()
+            .any(|l| l.contains(" runner:") && l.contains("model=docker.io/ai/tiny:latest")),
+        "{all}"
+    );
+    assert!(!all.contains('\u{1b}'), "no terminal colours in the log");
+    let tail = d.ok(&["logs", "-n", "3"]);
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    // Following: a new request appears while the CLI is running.
+    let mut follow = Command::new(bin("modelrunner"))
+        .args(["logs", "-f", "-n", "0"])
+        .env("MODEL_RUNNER_HOST", &d.url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.get(d.u("/models"))
+        .header("x-request-id", "follow-me-2")
+        .send()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            if l.contains("follow-me-2") {
+                seen = true;
+                break;
+            }
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen, "the followed log did not show the new request");
+}

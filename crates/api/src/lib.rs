@@ -19,6 +19,7 @@ mod engines;
 mod error;
 mod extract;
 mod host;
+pub mod logs;
 mod metrics;
 mod misc;
 mod models;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Request and token counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The daemon's recent log lines for `/logs`, when it keeps them.
+    pub logs: Option<Arc<logs::LogBuffer>>,
 }
 
 impl AppState {
@@ -95,7 +98,14 @@ impl AppState {
             config: Arc::new(config),
             registry: Arc::new(registry),
             metrics: Default::default(),
+            logs: None,
         }
+    }
+
+    /// Serves `buffer` at `/logs`.
+    pub fn with_logs(mut self, buffer: Arc<logs::LogBuffer>) -> Self {
+        self.logs = Some(buffer);
+        self
     }
 
     /// Uses `registry` for pulls and pushes.
@@ -170,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route("/models/purge", delete(models::purge_models))
         .route("/models/create", post(registry::create))
         .route("/metrics", get(metrics::metrics))
+        .route("/logs", get(logs::logs))
         .route(
             "/models/{*rest}",
             get(models::get_or_export)

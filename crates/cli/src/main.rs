@@ -2,6 +2,7 @@
 
 mod client;
 mod engines;
+mod logs;
 mod models;
 mod package;
 mod run;
@@ -129,6 +130,15 @@ enum Command {
         /// Models to unload
         models: Vec<String>,
     },
+    /// Show the daemon's log (runner output included, tagged by model)
+    Logs {
+        /// Keep printing new lines
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines
+        #[arg(short = 'n', long)]
+        tail: Option<usize>,
+    },
     /// Check that the daemon is running
     Status {
         /// Print JSON
@@ -157,6 +167,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Ps { json } => engines::ps(&c, json).await,
         Command::Unload { all, models } => engines::unload(&c, all, &models).await,
         Command::Status { json } => models::status(&c, json).await,
+        Command::Logs { follow, tail } => logs::logs(&c, follow, tail).await,
         Command::Version => {
             let v = c.get_json("/version").await?;
             println!(

@@ -2,6 +2,7 @@
 
 mod access;
 mod config;
+mod logbuf;
 mod notify;
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use modelrunner_api::logs::LogBuffer;
 use modelrunner_api::{router, ApiConfig, AppState};
 use modelrunner_registry::Registry;
 use modelrunner_scheduler::{KeepAlive, Scheduler, SchedulerConfig};
@@ -18,18 +20,43 @@ use tracing_subscriber::EnvFilter;
 
 use config::{Args, Config, LogFormat, Maintenance};
 
-fn init_logging(format: LogFormat, level: &str) {
+/// Sets up logging to stderr and into the buffer `GET /logs` serves (without colours).
+fn init_logging(format: LogFormat, level: &str) -> Arc<LogBuffer> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // RUST_LOG, when set, wins over --log-level.
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let buffer = Arc::new(LogBuffer::new(10_000));
+    let (to_stderr, to_buffer) = match format {
+        LogFormat::Text => (
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .boxed(),
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logbuf::Sink(buffer.clone()))
+                .boxed(),
+        ),
+        LogFormat::Json => (
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .boxed(),
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(logbuf::Sink(buffer.clone()))
+                .boxed(),
+        ),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(to_stderr)
+        .with(to_buffer)
+        .init();
+    buffer
 }
 
 async fn shutdown_signal() {
@@ -77,7 +104,7 @@ fn scheduler_config(config: &Config) -> anyhow::Result<SchedulerConfig> {
     })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()> {
     let store = tokio::task::spawn_blocking({
         let root = config.store.clone();
         move || Store::open(&root)
@@ -95,8 +122,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;
-    let app =
-        router(AppState::new(Arc::new(store), scheduler.clone(), api).with_registry(registry));
+    let app = router(
+        AppState::new(Arc::new(store), scheduler.clone(), api)
+            .with_registry(registry)
+            .with_logs(log_buffer),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -300,7 +330,7 @@ fn main() -> std::process::ExitCode {
         print!("{}", toml::to_string(&config).expect("config serialises"));
         return std::process::ExitCode::SUCCESS;
     }
-    init_logging(config.log_format, &config.log_level);
+    let log_buffer = init_logging(config.log_format, &config.log_level);
     match args.command {
         Some(Maintenance::Runner(r)) => return run_runner(r),
         Some(Maintenance::RunnerBaseline) => return runner_baseline(),
@@ -317,7 +347,7 @@ fn main() -> std::process::ExitCode {
         };
     }
     let rt = runtime();
-    match rt.block_on(serve(config)) {
+    match rt.block_on(serve(config, log_buffer)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("modelrunnerd: {e:#}");

@@ -220,10 +220,12 @@ impl RunnerClient {
     }
 }
 
-/// Copies the runner's stderr to ours line by line, remembering the last error line
-/// (a llama.cpp `ERROR` log or the runner's own failure message) for load errors.
+/// Passes the runner's stderr into the daemon's log line by line, tagged with `tag`
+/// (the model), remembering the last error line (a llama.cpp `ERROR` log or the runner's
+/// own failure message) for load errors.
 fn forward_stderr(
     stderr: Option<tokio::process::ChildStderr>,
+    tag: String,
 ) -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
     let last = std::sync::Arc::new(std::sync::Mutex::new(None));
     let Some(stderr) = stderr else {
@@ -234,19 +236,21 @@ fn forward_stderr(
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            // Never panic on a closed stderr (eprintln! would).
-            let _ =
-                std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
-            if let Some(msg) = error_line(&line) {
-                *keep.lock().expect("stderr lock") = Some(msg);
+            let plain = strip_ansi(&line);
+            match error_line(&plain) {
+                Some(msg) => {
+                    tracing::warn!(target: "runner", model = %tag, "{plain}");
+                    *keep.lock().expect("stderr lock") = Some(msg);
+                }
+                None => tracing::info!(target: "runner", model = %tag, "{plain}"),
             }
         }
     });
     last
 }
 
-/// The message of a runner's error line, without colours, timestamps and targets.
-fn error_line(line: &str) -> Option<String> {
+/// The line without terminal colour codes.
+pub fn strip_ansi(line: &str) -> String {
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -260,6 +264,12 @@ fn error_line(line: &str) -> Option<String> {
             plain.push(c);
         }
     }
+    plain
+}
+
+/// The message of a runner's error line (colours already stripped), without timestamps
+/// and targets.
+fn error_line(plain: &str) -> Option<String> {
     if let Some(rest) = plain.strip_prefix("modelrunnerd runner: ") {
         return Some(rest.trim().to_string());
     }
@@ -289,6 +299,17 @@ impl RunnerProcess {
         socket: &Path,
         timeout: Duration,
     ) -> Result<RunnerProcess, EngineError> {
+        Self::spawn_tagged(program, args, socket, timeout, "runner").await
+    }
+
+    /// Like [`RunnerProcess::spawn`]; the runner's log lines are tagged with `tag`.
+    pub async fn spawn_tagged(
+        program: &Path,
+        args: &[String],
+        socket: &Path,
+        timeout: Duration,
+        tag: &str,
+    ) -> Result<RunnerProcess, EngineError> {
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -308,7 +329,7 @@ impl RunnerProcess {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| EngineError::Load(format!("starting {}: {e}", program.display())))?;
-        let last_error = forward_stderr(child.stderr.take());
+        let last_error = forward_stderr(child.stderr.take(), tag.to_string());
         let client = RunnerClient::new(socket);
         let start = Instant::now();
         loop {
@@ -382,13 +403,13 @@ impl RunnerClient {
 
 #[cfg(test)]
 mod tests {
-    use super::error_line;
+    use super::{error_line, strip_ansi};
 
     #[test]
     fn error_lines_are_cleaned() {
         let l = "\u{1b}[2m2026-11-28T23:38:41Z\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m \u{1b}[2mllama-cpp-2\u{1b}[0m: llama_model_load: error loading model: unknown model architecture: 'x' module=\"llama.cpp::llama\"";
         assert_eq!(
-            error_line(l).as_deref(),
+            error_line(&strip_ansi(l)).as_deref(),
             Some("llama_model_load: error loading model: unknown model architecture: 'x'")
         );
         assert_eq!(

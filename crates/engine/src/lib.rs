@@ -22,7 +22,7 @@ mod sampler;
 pub mod text;
 mod worker;
 
-pub use client::{RunnerClient, RunnerProcess};
+pub use client::{strip_ansi, RunnerClient, RunnerProcess};
 pub use engine::{collect, Engine, QUEUE_LIMIT};
 pub use error::EngineError;
 pub use protocol::{Event, FinishReason, GenerateRequest, Prompt, Props, SamplingParams, Usage};

@@ -478,11 +478,12 @@ impl Scheduler {
         }
         info!(model = %spec.name, mode = %spec.mode, slots, context, estimate = estimate.total, "loading");
         let started = Instant::now();
-        let process = RunnerProcess::spawn(
+        let process = RunnerProcess::spawn_tagged(
             &self.cfg.program,
             &args,
             &files.socket,
             self.cfg.load_timeout,
+            &spec.name,
         )
         .await
         .map_err(|e| {

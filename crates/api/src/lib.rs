@@ -26,6 +26,7 @@ mod models;
 mod openai;
 mod registry;
 mod resolve;
+mod routes;
 pub mod security;
 mod wire;
 
@@ -33,7 +34,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use modelrunner_registry::{Registry, RegistryConfig};
 use modelrunner_scheduler::Scheduler;
@@ -115,35 +115,6 @@ impl AppState {
     }
 }
 
-/// Where the OpenAI-compatible routes live: OpenAI's own prefix, and Docker Model
-/// Runner's two.
-const OPENAI_PREFIXES: [&str; 3] = ["/v1", "/engines/v1", "/engines/llama.cpp/v1"];
-
-fn openai_routes(mut r: Router<AppState>) -> Router<AppState> {
-    use openai::{chat, completions, embeddings, helpers, models};
-    for p in OPENAI_PREFIXES {
-        r = r
-            .route(
-                &format!("{p}/chat/completions"),
-                post(chat::chat_completions),
-            )
-            .route(&format!("{p}/completions"), post(completions::completions))
-            .route(&format!("{p}/embeddings"), post(embeddings::embeddings))
-            .route(&format!("{p}/models"), get(models::list))
-            .route(&format!("{p}/models/{{*name}}"), get(models::get))
-            .route(&format!("{p}/tokenize"), post(helpers::tokenize))
-            .route(&format!("{p}/detokenize"), post(helpers::detokenize))
-            .route(
-                &format!("{p}/apply-template"),
-                post(helpers::apply_template),
-            );
-    }
-    // llama-server's own paths, without a prefix.
-    r.route("/tokenize", post(helpers::tokenize))
-        .route("/detokenize", post(helpers::detokenize))
-        .route("/apply-template", post(helpers::apply_template))
-}
-
 /// Runs blocking store work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -156,38 +127,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Every route.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
-    openai_routes(Router::new())
-        .route("/engines/ps", get(engines::ps))
-        .route("/engines/status", get(engines::status))
-        .route("/engines/unload", post(engines::unload))
-        .route(
-            "/engines/_configure",
-            post(engines::configure).get(engines::configurations),
-        )
-        .route(
-            "/engines/llama.cpp/_configure",
-            post(engines::configure).get(engines::configurations),
-        )
-        .route("/", get(misc::root))
-        .route("/version", get(misc::version))
-        .route("/health", get(misc::health))
-        .route("/engines/df", get(misc::disk_usage))
-        .route("/models", get(models::list_models))
-        .route(
-            "/models/load",
-            post(models::load_model).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/models/purge", delete(models::purge_models))
-        .route("/models/create", post(registry::create))
-        .route("/metrics", get(metrics::metrics))
-        .route("/logs", get(logs::logs))
-        .route(
-            "/models/{*rest}",
-            get(models::get_or_export)
-                .post(models::post_model_action)
-                .delete(models::delete_model),
-        )
-        .fallback(misc::no_route)
+    let mut app = Router::new();
+    for (path, methods) in routes::routes() {
+        app = app.route(&path, methods);
+    }
+    app.fallback(misc::no_route)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,

@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${PREFIX:-/usr/local}
+BINARIES=${BINARIES:-target/release}   # where the built binaries are
 DESTDIR=${DESTDIR:-}
 UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
 uninstall=0 purge=0
@@ -42,13 +43,14 @@ if [ $uninstall -eq 1 ]; then
   exit 0
 fi
 
-if [ ! -x target/release/modelrunnerd ] || [ ! -x target/release/modelrunner ]; then
+if [ ! -x "$BINARIES/modelrunnerd" ] || [ ! -x "$BINARIES/modelrunner" ]; then
   scripts/deps.sh
   cargo build --release --locked --bins
+  BINARIES=target/release
 fi
 install -d "$DESTDIR$PREFIX/bin" "$DESTDIR/etc/modelrunner" "$DESTDIR$UNIT_DIR" \
   "$DESTDIR$PREFIX/share/doc/modelrunner"
-install -m 0755 target/release/modelrunnerd target/release/modelrunner "$DESTDIR$PREFIX/bin/"
+install -m 0755 "$BINARIES/modelrunnerd" "$BINARIES/modelrunner" "$DESTDIR$PREFIX/bin/"
 # The unit names /usr/local/bin; another PREFIX is written into the installed copy.
 sed "s|/usr/local/bin/|$PREFIX/bin/|g" config/modelrunnerd.service >"$DESTDIR$UNIT_DIR/modelrunnerd.service"
 chmod 0644 "$DESTDIR$UNIT_DIR/modelrunnerd.service"

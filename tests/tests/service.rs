@@ -171,3 +171,60 @@ fn the_unit_command_line_serves_as_an_unprivileged_user() {
     assert!(st.success(), "{st:?}");
     assert!(!socket.exists());
 }
+
+#[test]
+fn install_and_uninstall_place_and_remove_the_files() {
+    let stage = tempfile::tempdir().unwrap();
+    let binaries = bin("modelrunnerd").parent().unwrap().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("bash")
+            .arg(repo.join("scripts/install.sh"))
+            .args(args)
+            .env("DESTDIR", stage.path())
+            .env("BINARIES", &binaries)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&[]);
+    let s = stage.path();
+    for f in [
+        "usr/local/bin/modelrunnerd",
+        "usr/local/bin/modelrunner",
+        "etc/modelrunner/modelrunnerd.toml",
+        "etc/systemd/system/modelrunnerd.service",
+        "usr/local/share/doc/modelrunner/operations.md",
+    ] {
+        assert!(s.join(f).exists(), "{f} not installed");
+    }
+    let unit = std::fs::read_to_string(s.join("etc/systemd/system/modelrunnerd.service")).unwrap();
+    assert_eq!(unit, std::fs::read_to_string(UNIT).unwrap());
+    // A configuration that was edited survives a reinstall.
+    std::fs::write(
+        s.join("etc/modelrunner/modelrunnerd.toml"),
+        "parallel = 2\n",
+    )
+    .unwrap();
+    run(&[]);
+    assert_eq!(
+        std::fs::read_to_string(s.join("etc/modelrunner/modelrunnerd.toml")).unwrap(),
+        "parallel = 2\n"
+    );
+    // Uninstall keeps the store and the configuration unless asked.
+    std::fs::create_dir_all(s.join("var/lib/modelrunner/blobs")).unwrap();
+    let said = run(&["--uninstall"]);
+    assert!(said.contains("kept"), "{said}");
+    assert!(!s.join("usr/local/bin/modelrunnerd").exists());
+    assert!(!s.join("etc/systemd/system/modelrunnerd.service").exists());
+    assert!(s.join("var/lib/modelrunner/blobs").exists());
+    assert!(s.join("etc/modelrunner/modelrunnerd.toml").exists());
+    run(&["--uninstall", "--purge"]);
+    assert!(!s.join("var/lib/modelrunner").exists());
+    assert!(!s.join("etc/modelrunner").exists());
+}

@@ -48,6 +48,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct State {
+    /// Where upload sessions are sent (`scheme://host`), when not here.
+    upload_base: Option<String>,
     manifests: HashMap<String, (Vec<u8>, String)>,
     blobs: HashMap<String, Vec<u8>>,
     faults: HashMap<String, VecDeque<Fault>>,
@@ -119,6 +121,11 @@ impl FakeRegistry {
             .extend(faults);
     }
 
+    /// Sends upload sessions to `base` (`http://host:port`), another server.
+    pub fn uploads_at(&self, base: &str) {
+        self.state.lock().unwrap().upload_base = Some(base.to_string());
+    }
+
     /// Requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
@@ -166,7 +173,7 @@ fn serve(stream: TcpStream, st: Arc<Mutex<State>>) {
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
-        if !answer(&mut out, &st, method, path, headers) {
+        if !answer(&mut out, &st, method, path, headers, body) {
             return;
         }
     }
@@ -194,6 +201,7 @@ fn answer(
     method: String,
     path: String,
     headers: HashMap<String, String>,
+    body: Vec<u8>,
 ) -> bool {
     let bare = path.split('?').next().unwrap_or("").to_string();
     let (fault, basic, manifest, blob) = {
@@ -229,6 +237,9 @@ fn answer(
     }
     if bare == "/v2/" {
         return respond(out, 200, &[], b"{}", head);
+    }
+    if let Some(answered) = upload(out, st, &method, &path, &bare, &headers, body) {
+        return answered;
     }
     match fault {
         Some(Fault::Status(code, hs)) => {
@@ -303,6 +314,63 @@ fn answer(
         }
         _ => respond(out, status, &hs, &data[start..], head),
     }
+}
+
+/// The push side: upload sessions (`POST .../blobs/uploads/` then `PUT /upload/N?digest=`)
+/// and manifest `PUT`s. `None` when the request is not one of those.
+fn upload(
+    out: &mut TcpStream,
+    st: &Arc<Mutex<State>>,
+    method: &str,
+    path: &str,
+    bare: &str,
+    headers: &HashMap<String, String>,
+    body: Vec<u8>,
+) -> Option<bool> {
+    if method == "POST" && bare.ends_with("/blobs/uploads/") {
+        let base = st.lock().unwrap().upload_base.clone().unwrap_or_default();
+        let n: u32 = rand_id();
+        return Some(respond(
+            out,
+            202,
+            &[("location", format!("{base}/upload/{n}"))],
+            b"",
+            false,
+        ));
+    }
+    if method == "PUT" && bare.starts_with("/upload/") {
+        let digest = path
+            .split_once("digest=")
+            .map(|(_, d)| crate::registry::percent_decode(d.split('&').next().unwrap_or("")))
+            .unwrap_or_default();
+        if digest != format!("sha256:{}", sha256_hex(&body)) {
+            return Some(respond(out, 400, &[], b"digest mismatch", false));
+        }
+        st.lock().unwrap().blobs.insert(digest, body);
+        return Some(respond(out, 201, &[], b"", false));
+    }
+    if method == "PUT" && bare.contains("/manifests/") {
+        let mt = headers.get("content-type").cloned().unwrap_or_default();
+        let d = format!("sha256:{}", sha256_hex(&body));
+        st.lock()
+            .unwrap()
+            .manifests
+            .insert(bare.to_string(), (body, mt));
+        return Some(respond(
+            out,
+            201,
+            &[("docker-content-digest", d)],
+            b"",
+            false,
+        ));
+    }
+    None
+}
+
+fn rand_id() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Makes the next close send a reset instead of a FIN.

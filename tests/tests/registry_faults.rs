@@ -403,3 +403,86 @@ fn a_client_that_goes_away_leaves_a_resumable_invisible_partial() {
     assert!(size > 60_000);
     assert_eq!(assert_store_sound(&d.store), 2);
 }
+
+#[test]
+fn docker_schema_2_manifests_pull_and_indexes_are_refused() {
+    let fake = FakeRegistry::start();
+    let src = Daemon::start(&[]);
+    src.package_tiny("src", 23);
+    let art = src.artifact("src");
+    for bytes in art.blobs.values() {
+        fake.put_blob(bytes.clone());
+    }
+    let docker_v2 = "application/vnd.docker.distribution.manifest.v2+json";
+    let mut m: Value = serde_json::from_slice(&art.manifest).unwrap();
+    m["mediaType"] = json!(docker_v2);
+    let bytes = serde_json::to_vec(&m).unwrap();
+    let digest = fake.put_manifest("m/docker", "v1", bytes, docker_v2);
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": [{"mediaType": OCI, "digest": digest, "size": 1}]});
+    fake.put_manifest(
+        "m/index",
+        "v1",
+        serde_json::to_vec(&index).unwrap(),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    let d = daemon(&[]);
+    let (status, body) = pull(&d, &format!("{}/m/docker:v1", fake.host));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Model pulled successfully"), "{body}");
+    let v: Value = reqwest::blocking::get(d.u(&format!("/models/{}/m/docker:v1", fake.host)))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        v["id"], digest,
+        "the model ID is the registry's manifest digest"
+    );
+    let (status, body) = pull(&d, &format!("{}/m/index:v1", fake.host));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("application/vnd.oci.image.index.v1+json"),
+        "{body}"
+    );
+    assert_only_the_store_changed(&d);
+}
+
+#[test]
+fn credentials_never_go_to_an_upload_location_on_another_host() {
+    let fake = FakeRegistry::start();
+    fake.require_basic("dave", "pw");
+    let store_elsewhere = FakeRegistry::start();
+    let port = store_elsewhere.host.rsplit(':').next().unwrap();
+    fake.uploads_at(&format!("http://localhost:{port}"));
+    let scratch = tempfile::tempdir().unwrap();
+    let creds = docker_config(scratch.path(), &fake.host, "dave", "pw");
+    let d = daemon(&[("DOCKER_CONFIG", creds.to_str().unwrap())]);
+    let tag = format!("{}/m/pushed:v1", fake.host);
+    d.package_tiny(&tag, 24);
+    let out = d.ok(&["push", &tag]);
+    assert!(out.contains("Model pushed successfully"), "{out}");
+    let puts: Vec<_> = store_elsewhere
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT")
+        .collect();
+    assert_eq!(
+        puts.len(),
+        2,
+        "the layer and the config went to the upload host"
+    );
+    assert!(
+        puts.iter()
+            .all(|s| !s.headers.contains_key("authorization")),
+        "credentials leaked: {puts:?}"
+    );
+    let here = fake.seen();
+    assert!(here
+        .iter()
+        .any(|s| s.method == "POST" && s.headers.contains_key("authorization")));
+    let manifest_put = here
+        .iter()
+        .find(|s| s.method == "PUT" && s.path.contains("/manifests/"))
+        .expect("the manifest was pushed to the registry itself");
+    assert!(manifest_put.headers.contains_key("authorization"));
+}

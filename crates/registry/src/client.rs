@@ -26,7 +26,7 @@ pub struct Registry {
     strict: reqwest::Client,
     lenient: reqwest::Client,
     schemes: std::sync::Mutex<HashMap<String, &'static str>>,
-    pub(crate) inflight: std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) inflight: crate::pull::Inflight,
     backoff: Duration,
     /// Blob bytes downloaded and uploaded so far.
     pub(crate) pulled: Arc<std::sync::atomic::AtomicU64>,

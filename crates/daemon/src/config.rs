@@ -21,7 +21,7 @@ pub enum LogFormat {
 }
 
 /// modelrunnerd: serves local models over HTTP.
-#[derive(Debug, Parser)]
+#[derive(Debug, Default, Parser)]
 #[command(name = "modelrunnerd", version, about)]
 pub struct Args {
     /// Address and port to listen on, or "none" for the Unix socket only
@@ -337,6 +337,24 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 impl Config {
     /// Merges flags/env over the file over defaults, and validates.
     pub fn resolve(args: &Args) -> anyhow::Result<Config> {
+        let result = Self::build(args);
+        if let (Err(e), Some(path)) = (&result, &args.config) {
+            // When the file alone (no flags, no environment) is invalid, say so.
+            let text = format!("{e:#}");
+            let shown = path.display().to_string();
+            let file_only = Args {
+                config: Some(path.clone()),
+                store: Some(PathBuf::from("/")),
+                ..Args::default()
+            };
+            if !text.contains(&shown) && Self::build(&file_only).is_err() {
+                bail!("{text} (in {shown})");
+            }
+        }
+        result
+    }
+
+    fn build(args: &Args) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
@@ -543,5 +561,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--store"), "{e}");
+        // A bad value in the file names the key and the file; the same value from a flag
+        // does not blame the file.
+        std::fs::write(&f, "parallel = 0\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::resolve(&args(&["--config", f.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(e.contains("parallel") && e.contains("c.toml"), "{e}");
+        std::fs::write(&f, "parallel = 2\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::resolve(&args(&["--config", f.to_str().unwrap(), "--parallel", "0"]))
+                .unwrap_err()
+        );
+        assert!(e.contains("--parallel") && !e.contains("c.toml"), "{e}");
     }
 }

@@ -89,7 +89,7 @@ fn api_keys_guard_every_route_group_and_never_reach_the_log() {
         ),
         ("GET", "/engines/ps", None),
         ("GET", "/models", None),
-        ("POST", "/models/create", Some(r#"{"from":"x"}"#)),
+        ("POST", "/models/create", Some(r#"{"from":"Bad Ref!"}"#)),
         ("DELETE", "/models/x", None),
         ("GET", "/version", None),
         ("GET", "/no/such/route", None),

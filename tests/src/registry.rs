@@ -57,27 +57,21 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// Makes `ca.pem`/`ca.key` and a server certificate `server.pem`/`server.key` for
-/// 127.0.0.1 and localhost in `dir`.
-pub fn make_certs(dir: &Path) {
+/// A self-signed RSA certificate `cert` with key `key` in `dir`.
+fn self_signed(dir: &Path, subject: &str, key: &str, cert: &str) {
     openssl(
         dir,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=modelrunner test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+            "-keyout", key, "-out", cert,
         ],
     );
+}
+
+/// Makes `ca.pem`/`ca.key` and a server certificate `server.pem`/`server.key` for
+/// 127.0.0.1 and localhost in `dir`.
+pub fn make_certs(dir: &Path) {
+    self_signed(dir, "/CN=modelrunner test CA", "ca.key", "ca.pem");
     openssl(
         dir,
         &[
@@ -235,24 +229,7 @@ pub struct TokenServer {
 
 impl TokenServer {
     fn start(dir: &Path, user: &str, pass: &str) -> TokenServer {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=token signer",
-                "-keyout",
-                "token.key",
-                "-out",
-                "token.pem",
-            ],
-        );
+        self_signed(dir, "/CN=token signer", "token.key", "token.pem");
         let der = Command::new("openssl")
             .args(["x509", "-in", "token.pem", "-outform", "DER"])
             .current_dir(dir)

@@ -13,7 +13,8 @@ use axum::Json;
 use futures::StreamExt;
 use modelrunner_format::config::ParsedConfig;
 use modelrunner_format::{Manifest, Reference};
-use modelrunner_registry::{Kind, Mode, Progress};
+use modelrunner_registry::progress::Sink;
+use modelrunner_registry::{Kind, Mode, Progress, RegistryError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{info, instrument, warn, Instrument};
@@ -61,19 +62,16 @@ pub(crate) async fn create(
         .resolve(&reference, bearer(req.bearer_token))
         .await?;
     info!(reference = %reference, digest = %resolved.remote.digest, "pulling");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(
-        async move {
+    Ok(stream_transfer(
+        &headers,
+        Mode::Pull,
+        move |sink| async move {
             state
                 .registry
-                .pull(&state.store, resolved, &reference, Some(tx.clone()))
+                .pull(&state.store, resolved, &reference, sink)
                 .await
-                .map(|_| ())
-                .map_err(|e| fail_line(&tx, Mode::Pull, e.to_string()))
-        }
-        .in_current_span(),
-    );
-    Ok(progress_response(&headers, rx, task))
+        },
+    ))
 }
 
 /// `POST /models/{name}/push`: push a stored model under its name.
@@ -105,26 +103,16 @@ pub(crate) async fn push(
     let session = state.registry.session(&target, true, token.clone()).await?;
     let config_digest = Manifest::parse(&manifest)?.config.digest;
     session.has_blob(&config_digest).await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(
-        async move {
+    Ok(stream_transfer(
+        &headers,
+        Mode::Push,
+        move |sink| async move {
             state
                 .registry
-                .push(
-                    &state.store,
-                    manifest,
-                    &target,
-                    &others,
-                    token,
-                    Some(tx.clone()),
-                )
+                .push(&state.store, manifest, &target, &others, token, sink)
                 .await
-                .map(|_| ())
-                .map_err(|e| fail_line(&tx, Mode::Push, e.to_string()))
-        }
-        .in_current_span(),
-    );
-    Ok(progress_response(&headers, rx, task))
+        },
+    ))
 }
 
 /// `GET /models/{name}?remote=true`: the registry's manifest and config, not pulled.
@@ -148,9 +136,26 @@ pub(crate) async fn inspect_remote(
     }))
 }
 
-fn fail_line(tx: &mpsc::UnboundedSender<Progress>, mode: Mode, message: String) {
-    warn!(cause = %message, ?mode, "transfer failed");
-    let _ = tx.send(Progress::plain(Kind::Error, mode, message));
+/// Runs a transfer in its own task (cancelled when the client goes away) and streams
+/// its progress; a failure becomes the last line.
+fn stream_transfer<F, Fut, T>(headers: &HeaderMap, mode: Mode, run: F) -> Response
+where
+    F: FnOnce(Sink) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RegistryError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let transfer = run(Some(tx.clone()));
+    let task = tokio::spawn(
+        async move {
+            transfer.await.map(|_| ()).map_err(|e| {
+                warn!(cause = %e, ?mode, "transfer failed");
+                let _ = tx.send(Progress::plain(Kind::Error, mode, e.to_string()));
+            })
+        }
+        .in_current_span(),
+    );
+    progress_response(headers, rx, task)
 }
 
 /// Aborts the transfer when the client goes away (the stream is dropped). A pull's

@@ -60,8 +60,13 @@ pub fn check_origins(origins: &[String]) -> anyhow::Result<()> {
         if o.contains('*') {
             bail!("--cors-origin (cors_origins): wildcards are not allowed, got {o:?}; list each origin");
         }
-        let ok = (o.starts_with("http://") || o.starts_with("https://"))
-            && !o.trim_end_matches('/')["https://".len().min(o.len())..].contains('/');
+        let host = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = host.is_some_and(|h| {
+            let h = h.trim_end_matches('/');
+            !h.is_empty() && !h.contains('/')
+        });
         if !ok {
             bail!(
                 "--cors-origin (cors_origins): {o:?} is not an origin like https://app.example.com"

@@ -211,19 +211,14 @@ impl Registry {
             }
             StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {
                 warn!(%digest, offset, "unusable range answer; restarting the blob");
-                let r = partial.restart();
-                return (
-                    partial,
-                    Err(r.map_or_else(
-                        |e| Retry::No(store_err(e)),
-                        |_| {
-                            Retry::Yes(RegistryError::protocol(
-                                &session.host(),
-                                "a range answer that does not match the request",
-                            ))
-                        },
+                let outcome = match partial.restart() {
+                    Err(e) => Retry::No(store_err(e)),
+                    Ok(()) => Retry::Yes(RegistryError::protocol(
+                        &session.host(),
+                        "a range answer that does not match the request",
                     )),
-                );
+                };
+                return (partial, Err(outcome));
             }
             _ => {
                 let e = session

@@ -233,18 +233,11 @@ impl Daemon {
     }
 
     /// Packages the trained stories260K model as `tag` when it is present (returns
-    /// true), else a generated tiny model (whose text is noise; returns false).
+    /// true), else its generated stand-in (whose text is noise; returns false).
     pub fn package_chat_model(&self, tag: &str) -> bool {
-        match modelrunner_testkit::stories260k() {
-            Some(p) => {
-                self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
-                true
-            }
-            None => {
-                self.package_tiny(tag, 1);
-                false
-            }
-        }
+        let (p, trained) = modelrunner_testkit::chat_model(self.dir.path());
+        self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
+        trained
     }
 
     /// Packages a generated tiny llama as `tag`.

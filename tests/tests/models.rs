@@ -4,18 +4,11 @@
 use std::path::PathBuf;
 
 use modelrunner_e2e::{snapshot, Daemon};
-use modelrunner_testkit::{shared_dir, stories260k, LlamaSpec};
+use modelrunner_testkit::{chat_model, shared_dir, LlamaSpec};
 use serde_json::Value;
 
 fn model_file(d: &Daemon) -> (PathBuf, bool) {
-    match stories260k() {
-        Some(p) => (p, true),
-        None => {
-            let p = d.dir.path().join("tiny.gguf");
-            LlamaSpec::tiny().build(1).write_file(&p).unwrap();
-            (p, false)
-        }
-    }
+    chat_model(d.dir.path())
 }
 
 fn license_and_template(d: &Daemon) -> (PathBuf, PathBuf) {
@@ -62,8 +55,8 @@ fn package_list_inspect_tag_export_purge_load_remove() {
     assert_eq!(cfg["architecture"], "llama");
     assert_eq!(cfg["quantization"], "F32");
     assert_eq!(cfg["format"], "gguf");
+    assert_eq!(cfg["context_size"], 2048);
     if trained {
-        assert_eq!(cfg["context_size"], 2048);
         assert_eq!(cfg["parameters"], "292.80K");
         assert_eq!(cfg["size"], "1.12MiB");
         assert_eq!(cfg["gguf"]["llama.block_count"], "5");

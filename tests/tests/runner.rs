@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use modelrunner_e2e::bin;
 use modelrunner_engine::{Event, GenerateRequest, RunnerProcess};
-use modelrunner_testkit::{stories260k, LlamaSpec};
+use modelrunner_testkit::chat_model;
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -18,14 +18,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 async fn start(dir: &std::path::Path, extra: &[&str]) -> (RunnerProcess, bool) {
-    let (model, trained) = match stories260k() {
-        Some(p) => (p, true),
-        None => {
-            let p = dir.join("tiny.gguf");
-            LlamaSpec::tiny().build(1).write_file(&p).unwrap();
-            (p, false)
-        }
-    };
+    let (model, trained) = chat_model(dir);
     let socket = dir.join("runner.sock");
     let mut args: Vec<String> = [
         "runner",

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use modelrunner_engine::{
     collect, Engine, EngineConfig, EngineError, Event, FinishReason, GenerateRequest, Prompt,
 };
-use modelrunner_testkit::{stories260k, LlamaSpec};
+use modelrunner_testkit::{chat_model, LlamaSpec};
 
 /// `GenerateRequest::text("a")` changed by `f`.
 fn with(f: impl FnOnce(&mut GenerateRequest)) -> GenerateRequest {
@@ -22,19 +22,10 @@ fn greedy(prompt: &str, max: u32) -> GenerateRequest {
     r
 }
 
-/// stories260K when present, else the generated tiny model (then text checks are skipped).
+/// stories260K when present, else a generated stand-in (then text checks are skipped).
 fn model() -> (PathBuf, bool) {
-    static TINY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    if let Some(p) = stories260k() {
-        return (p, true);
-    }
-    let (_, p) = TINY.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("tiny.gguf");
-        LlamaSpec::tiny().build(1).write_file(&p).unwrap();
-        (d, p)
-    });
-    (p.clone(), false)
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    chat_model(DIR.get_or_init(|| tempfile::tempdir().unwrap()).path())
 }
 
 async fn engine(slots: u32) -> Engine {
@@ -306,13 +297,12 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
             err.to_string().contains("tokens but the context holds 512"),
             "{err}"
         );
-        // max_tokens is clamped to the room left.
-        let (_, done) = collect(
-            e.generate(greedy(&"once upon a time ".repeat(80), 5000))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        // max_tokens is clamped to the room left (a prompt of 300 to 400 tokens).
+        let unit = "once upon a time ";
+        let per = e.tokenize(unit.into(), false, false).await.unwrap().len();
+        let (_, done) = collect(e.generate(greedy(&unit.repeat(400 / per), 5000)).unwrap())
+            .await
+            .unwrap();
         let Event::Done { usage, .. } = done else {
             unreachable!()
         };

@@ -38,6 +38,18 @@ impl LlamaSpec {
         }
     }
 
+    /// A stand-in for stories260K where `../shared` is missing: tiny weights with the
+    /// same vocabulary size (512) and trained context (2048), so that tests written for
+    /// stories260K's shape (token ids, long prompts, long generations) hold for it too.
+    pub fn stand_in() -> Self {
+        LlamaSpec {
+            n_ctx: 2048,
+            n_extra_tokens: 512 - 259,
+            name: "testkit-stand-in".into(),
+            ..Self::tiny()
+        }
+    }
+
     /// A model of about 100M parameters (400 MB of F32).
     pub fn about_100m() -> Self {
         LlamaSpec {
@@ -52,7 +64,10 @@ impl LlamaSpec {
         }
     }
 
-    /// The vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, then SPM pieces.
+    /// The vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, then SPM pieces: the
+    /// lower-case letters with and without a word start, a lone word start `▁` (so that
+    /// text which starts with any other character detokenizes without a stray `▁`),
+    /// the upper-case letters, punctuation, then filler words.
     pub fn vocab(&self) -> (Vec<String>, Vec<f32>, Vec<i32>) {
         let mut tokens = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
         let mut types = vec![2, 3, 3];
@@ -60,16 +75,17 @@ impl LlamaSpec {
             tokens.push(format!("<0x{b:02X}>"));
             types.push(6);
         }
-        let letters = "abcdefghijklmnopqrstuvwxyz";
+        let lower = ('a'..='z').map(String::from);
+        let mut pieces = lower.clone().map(|l| format!("\u{2581}{l}")).chain(lower);
+        let mut more = std::iter::once("\u{2581}".to_string())
+            .chain(('A'..='Z').map(String::from))
+            .chain(".,!?'\":;-{}[]0123456789".chars().map(String::from));
         let mut i = 0u64;
         while (tokens.len() as u64) < 259 + self.n_extra_tokens {
-            let piece = if i < 26 {
-                format!("\u{2581}{}", &letters[i as usize..=i as usize])
-            } else if i < 52 {
-                letters[(i - 26) as usize..=(i - 26) as usize].to_string()
-            } else {
-                format!("\u{2581}w{i}")
-            };
+            let piece = pieces
+                .next()
+                .or_else(|| more.next())
+                .unwrap_or_else(|| format!("\u{2581}w{i}"));
             tokens.push(piece);
             types.push(1);
             i += 1;

@@ -446,3 +446,40 @@ async fn repeated_load_failures_back_off() {
         t.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_follow_a_tag_that_moves_or_goes() {
+    // The daemon remembers what a name resolved to; any change to the index must end
+    // that, or requests would keep reaching the model a tag used to name.
+    let d = Daemon::start(&[]);
+    let c = reqwest::Client::new();
+    let running = || async {
+        ps(&c, &d)
+            .await
+            .iter()
+            .map(|r| r["model_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    d.package_tiny("m", 1);
+    let id = || {
+        let v: Value = serde_json::from_str(&d.ok(&["inspect", "m"])).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let first = id();
+    let (s, _) = touch(&c, &d, "m").await;
+    assert_eq!(s, 200);
+    assert_eq!(running().await, vec![first.clone()]);
+    d.package_tiny("m", 2);
+    let second = id();
+    assert_ne!(first, second);
+    let (s, _) = touch(&c, &d, "m").await;
+    assert_eq!(s, 200);
+    assert!(
+        running().await.contains(&second),
+        "the moved tag is followed"
+    );
+    d.ok(&["rm", "m"]);
+    let (s, v) = touch(&c, &d, "m").await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["error"]["code"], "model_not_found");
+}

@@ -85,6 +85,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The daemon's recent log lines for `/logs`, when it keeps them.
     pub logs: Option<Arc<logs::LogBuffer>>,
+    /// Model names resolved under the store's current index.
+    resolved: Arc<resolve::Resolved>,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
             registry: Arc::new(registry),
             metrics: Default::default(),
             logs: None,
+            resolved: Default::default(),
         }
     }
 

@@ -27,6 +27,7 @@ mod partial;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use modelrunner_format::Digest;
@@ -55,6 +56,8 @@ pub struct Store {
     write_lock: Mutex<()>,
     /// Digests with a resumable download open (one writer each).
     partials: partial::OpenPartials,
+    /// Counts index changes; see [`Store::generation`].
+    generation: AtomicU64,
 }
 
 /// Pins blobs for the duration of a write so that garbage collection or a concurrent
@@ -150,9 +153,12 @@ impl Store {
         ] {
             ensure_dir(&root.join(d))?;
         }
+        // Every index change is flushed as it is made (`Store::flush`), so sled's own
+        // flusher, which wakes and fsyncs every 500 ms even when nothing changed, is off.
         let db = sled::Config::new()
             .path(root.join("index"))
             .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
             .open()
             .map_err(|e| {
                 StoreError::Index(format!("opening {}: {e}", root.join("index").display()))
@@ -167,6 +173,7 @@ impl Store {
             pins: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
             partials: Default::default(),
+            generation: AtomicU64::new(0),
         };
         store.clean_tmp();
         store.clean_partials();
@@ -294,9 +301,19 @@ impl Store {
         }
     }
 
-    /// Makes every index change so far durable.
+    /// Marks the index changed, then makes every change so far durable. Every index
+    /// change ends here.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.db.flush()?;
         Ok(())
+    }
+
+    /// A number that changes whenever the index does (a tag or model added, moved or
+    /// removed). A name resolved while it held one value resolves the same way until
+    /// it changes, so callers may cache resolutions under it; read it before resolving.
+    /// The sled index is locked to one process, so no other writer can go unseen.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }

@@ -18,13 +18,25 @@ fn load_tag_resolve_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let (built, tar) = build_model(dir.path(), 1);
+    // Every index change moves the generation (the daemon caches resolutions under it);
+    // reads do not.
+    let mut generation = store.generation();
+    let mut changed = |store: &Store| {
+        let now = store.generation();
+        let moved = now != generation;
+        generation = now;
+        moved
+    };
     let m = store
         .load_archive(tar.as_slice(), LoadLimits::default())
         .unwrap();
     assert_eq!(m.id, built.id);
     assert!(m.tags.is_empty());
+    assert!(changed(&store), "adding a model");
     store.tag(&m.id.to_string(), &r("tiny")).unwrap();
+    assert!(changed(&store), "a tag");
     store.tag("tiny", &r("ghcr.io/o/tiny:v1")).unwrap();
+    assert!(changed(&store), "a second tag");
     assert_eq!(store.resolve("docker.io/ai/tiny:latest").unwrap().id, m.id);
     assert_eq!(store.resolve(&m.id.short()).unwrap().id, m.id);
     assert_eq!(store.resolve(&m.id.hex()).unwrap().id, m.id);
@@ -33,6 +45,8 @@ fn load_tag_resolve_delete() {
         store.resolve("nope"),
         Err(StoreError::NotFound { .. })
     ));
+    store.bundle("tiny").unwrap();
+    assert!(!changed(&store), "resolving and bundling change nothing");
     assert_eq!(m.config.architecture.as_deref(), Some("llama"));
     assert_eq!(m.config.context_size, Some(512));
 
@@ -44,6 +58,7 @@ fn load_tag_resolve_delete() {
     let out = store.delete("ghcr.io/o/tiny:v1", false).unwrap();
     assert_eq!(out.untagged, vec!["ghcr.io/o/tiny:v1".to_string()]);
     assert_eq!(out.deleted, None);
+    assert!(changed(&store), "an untag");
     let out = store.delete("tiny", false).unwrap();
     assert_eq!(out.deleted, Some(m.id));
     assert!(store.list().unwrap().is_empty());

@@ -19,10 +19,13 @@ Q8="$DIR/fixture-100m-q8.gguf"
 [ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
 THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-kids_rss() { # the daemon's runner processes
-  local total=0
-  for p in $(pgrep -f "runner --model .* --socket $STORE/run/"); do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
-  awk -v k="$total" 'BEGIN {printf "%.1f", k/1024}'
+# Proportional set size: shared pages split among the processes that map them. The
+# daemon and its runners map the same executable, which RSS counts once per process.
+pss() { awk '/^Pss:/ {printf "%.1f", $2/1024}' "/proc/$1/smaps_rollup"; }
+kids() { # the daemon's runner processes: kids rss|pss
+  local total=0 p
+  for p in $(pgrep -f "runner --model .* --socket $STORE/run/"); do total=$(awk -v t="$total" -v k="$($1 "$p")" 'BEGIN {print t + k}'); done
+  echo "$total"
 }
 
 bench() { # name model-file eos vocab
@@ -56,9 +59,10 @@ bench() { # name model-file eos vocab
   echo "|---|---:|---:|---:|"
   target/release/examples/serve_bench hot "http://127.0.0.1:$port" "http://127.0.0.1:$lport" bench "$3" "$4" "$NTG"
   awk -v a="$cold_ours" -v b="$cold_llama" 'BEGIN {printf "| cold first request, to first token (s) | %.3f | %.3f | %.2fx |\n", a, b, b/a}'
-  local ours_mem; ours_mem=$(awk -v a="$(rss $d)" -v b="$(kids_rss)" 'BEGIN {printf "%.1f", a+b}')
-  local llama_mem; llama_mem=$(rss $l)
-  awk -v a="$ours_mem" -v b="$llama_mem" 'BEGIN {printf "| memory with the model loaded, idle (MiB) | %.1f | %.1f | %.2fx |\n", a, b, b/a}'
+  local m
+  for m in rss pss; do
+    awk -v a="$($m $d)" -v b="$(kids $m)" -v c="$($m $l)" -v m="$m" 'BEGIN {printf "| memory with the model loaded, idle, %s (MiB) | %.1f | %.1f | %.2fx |\n", toupper(m), a+b, c, c/(a+b)}'
+  done
   echo "| daemon alone, no model loaded (MiB) | $idle | - | - |"
   echo
   kill $d $l 2>/dev/null || true

@@ -2,11 +2,13 @@
 //! `llama-server` on the same model, settings and machine, in the same run
 //! (`scripts/bench-serve.sh` starts both).
 //!
-//! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: five alternating
-//! rounds per server of 80 short prompts (time to first token; p50 and p99 over all 400),
-//! one stream (decode tokens/s) and 8 concurrent streams (aggregate tokens/s; medians of
-//! the rounds), all through `POST /v1/completions` with `stream: true`, greedy, EOS biased
-//! away.
+//! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: `ROUNDS` (default 9)
+//! alternating rounds per server of 80 short prompts (time to first token; p50 and p99
+//! over all of them), three single streams one after another (decode tokens/s) and 8
+//! concurrent streams (aggregate tokens/s); throughput figures are medians over all
+//! rounds. Everything goes through `POST /v1/completions` with `stream: true`, greedy,
+//! EOS biased away. On a small shared VM single runs vary by 10-20%; the rounds are
+//! there to see through that.
 //! `serve_bench cold URL MODEL`: seconds until the first token of one request (the daemon
 //! loads the model on demand; for llama-server, URL is polled from process start).
 
@@ -76,7 +78,7 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// One round: TTFT samples of 80 short prompts, single-stream decode t/s, 8-stream
+/// One round: TTFT samples of 80 short prompts, three single-stream decode t/s, 8-stream
 /// aggregate t/s.
 async fn round(
     c: &reqwest::Client,
@@ -86,14 +88,25 @@ async fn round(
     vocab: i32,
     ntg: u32,
     seed: usize,
-) -> (Vec<f64>, f64, f64) {
+) -> (Vec<f64>, Vec<f64>, f64) {
     let mut ttfts = Vec::new();
     for i in 0..80 {
         let r = one(c, url, model, &prompt(vocab, seed * 100 + i, 16), 1, eos).await;
         ttfts.push(r.ttft.as_secs_f64() * 1e3);
     }
-    let r = one(c, url, model, &prompt(vocab, seed * 100 + 50, 16), ntg, eos).await;
-    let single = f64::from(r.tokens - 1) / (r.total - r.ttft).as_secs_f64();
+    let mut single = Vec::new();
+    for k in 0..3 {
+        let r = one(
+            c,
+            url,
+            model,
+            &prompt(vocab, seed * 100 + 50 + k, 16),
+            ntg,
+            eos,
+        )
+        .await;
+        single.push(f64::from(r.tokens - 1) / (r.total - r.ttft).as_secs_f64());
+    }
     let start = Instant::now();
     let streams: Vec<_> = (0..8)
         .map(|i| {
@@ -116,7 +129,10 @@ async fn round(
 /// Figures of both servers over `ROUNDS` alternating rounds: medians of the throughput
 /// figures, percentiles over all TTFT samples.
 async fn hot(urls: [&str; 2], model: &str, eos: i32, vocab: i32, ntg: u32) -> [[f64; 4]; 2] {
-    const ROUNDS: usize = 5;
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
     let c = client();
     let mut ttft = [Vec::new(), Vec::new()];
     let mut single = [Vec::new(), Vec::new()];
@@ -124,11 +140,11 @@ async fn hot(urls: [&str; 2], model: &str, eos: i32, vocab: i32, ntg: u32) -> [[
     for url in urls {
         one(&c, url, model, &prompt(vocab, 999, 16), 4, eos).await;
     }
-    for r in 0..ROUNDS {
+    for r in 0..rounds {
         for (i, url) in urls.iter().enumerate() {
             let (t, s, a) = round(&c, url, model, eos, vocab, ntg, r + 1).await;
             ttft[i].extend(t);
-            single[i].push(s);
+            single[i].extend(s);
             agg[i].push(a);
         }
     }

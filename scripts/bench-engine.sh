@@ -5,6 +5,9 @@
 # Models: stories260K (per-token overhead dominates) and a ~100M-parameter Q8_0 llama made by
 # the fixture writer (weights dominate). Results go to stdout; docs/performance.md records them.
 set -euo pipefail
+# Servers started below must not outlive an interrupted run (a stale peer would keep
+# its port and answer the next run in place of a fresh one).
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
 SLOTS=8; CTX=512; NPP=${NPP:-256}; NTG=${NTG:-64}

@@ -4,6 +4,9 @@
 # same threads), in the same run (tests/examples/serve_bench.rs). llama-server is built by
 # scripts/llama-server.sh. Results go to stdout; docs/performance.md records them.
 set -euo pipefail
+# Servers started below must not outlive an interrupted run (a stale peer would keep
+# its port and answer the next run in place of a fresh one).
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-$PWD/target/bench}
 SLOTS=8; CTX=512; NTG=${NTG:-200}

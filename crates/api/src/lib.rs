@@ -8,7 +8,8 @@
 //! use modelrunner_api::{router, ApiConfig, AppState};
 //! use modelrunner_scheduler::{Scheduler, SchedulerConfig};
 //! let scheduler = Scheduler::new(SchedulerConfig::default()).unwrap();
-//! let app = router(AppState::new(store, scheduler, ApiConfig::default()));
+//! let registry = modelrunner_registry::Registry::new(Default::default()).unwrap();
+//! let app = router(AppState::new(store, scheduler, ApiConfig::default(), registry));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! modelrunner_api::run(listener, app, std::future::pending()).await.unwrap();
 //! # }
@@ -35,7 +36,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use modelrunner_registry::{Registry, RegistryConfig};
+use modelrunner_registry::Registry;
 use modelrunner_scheduler::Scheduler;
 use modelrunner_store::Store;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -90,10 +91,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over a store and a scheduler.
-    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, config: ApiConfig) -> Self {
-        let registry =
-            Registry::new(RegistryConfig::default()).expect("the default registry client builds");
+    /// State over a store, a scheduler and a registry client (for pulls and pushes).
+    pub fn new(
+        store: Arc<Store>,
+        scheduler: Arc<Scheduler>,
+        config: ApiConfig,
+        registry: Registry,
+    ) -> Self {
         AppState {
             store,
             scheduler,
@@ -108,12 +112,6 @@ impl AppState {
     /// Serves `buffer` at `/logs`.
     pub fn with_logs(mut self, buffer: Arc<logs::LogBuffer>) -> Self {
         self.logs = Some(buffer);
-        self
-    }
-
-    /// Uses `registry` for pulls and pushes.
-    pub fn with_registry(mut self, registry: Registry) -> Self {
-        self.registry = Arc::new(registry);
         self
     }
 }

@@ -488,7 +488,13 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        let app = crate::router(AppState::new(store, scheduler, crate::ApiConfig::default()));
+        let registry = modelrunner_registry::Registry::new(Default::default()).unwrap();
+        let app = crate::router(AppState::new(
+            store,
+            scheduler,
+            crate::ApiConfig::default(),
+            registry,
+        ));
         for route in table() {
             let path = route.path.replace("{name}", "m");
             let mut req = Request::builder()

@@ -123,9 +123,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;
     let app = router(
-        AppState::new(Arc::new(store), scheduler.clone(), api)
-            .with_registry(registry)
-            .with_logs(log_buffer),
+        AppState::new(Arc::new(store), scheduler.clone(), api, registry).with_logs(log_buffer),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

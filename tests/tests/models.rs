@@ -7,10 +7,6 @@ use modelrunner_e2e::{snapshot, Daemon};
 use modelrunner_testkit::{chat_model, shared_dir, LlamaSpec};
 use serde_json::Value;
 
-fn model_file(d: &Daemon) -> (PathBuf, bool) {
-    chat_model(d.dir.path())
-}
-
 fn license_and_template(d: &Daemon) -> (PathBuf, PathBuf) {
     let lic = d.dir.path().join("LICENSE");
     std::fs::write(&lic, "MIT License\n").unwrap();
@@ -26,7 +22,7 @@ fn license_and_template(d: &Daemon) -> (PathBuf, PathBuf) {
 #[test]
 fn package_list_inspect_tag_export_purge_load_remove() {
     let d = Daemon::start(&[]);
-    let (gguf, trained) = model_file(&d);
+    let (gguf, trained) = chat_model(d.dir.path());
     let (lic, tpl) = license_and_template(&d);
     let out = d.ok(&[
         "package",

@@ -14,4 +14,4 @@ mod shared;
 
 pub use gguf::{small_gguf, GgufWriter, Kv, TensorData};
 pub use llama::LlamaSpec;
-pub use shared::{chat_model, shared_dir, stories260k, WITHOUT_SHARED_ENV};
+pub use shared::{chat_model, shared_dir, stories260k};

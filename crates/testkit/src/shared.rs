@@ -11,7 +11,7 @@ pub fn shared_dir() -> PathBuf {
 
 /// Set to a non-empty value, this makes [`stories260k`] answer `None` as if the file were
 /// missing, so the generated-model fallback can be tested where `../shared` exists.
-pub const WITHOUT_SHARED_ENV: &str = "MODELRUNNER_TEST_WITHOUT_SHARED";
+const WITHOUT_SHARED_ENV: &str = "MODELRUNNER_TEST_WITHOUT_SHARED";
 
 /// The trained stories260K model. Under CI (`CI` set) a missing file panics, so a test
 /// that needs it can never pass vacuously; elsewhere it returns `None` and the caller

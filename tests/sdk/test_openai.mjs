@@ -28,6 +28,7 @@ const stream = await client.chat.completions.create({
   model,
   messages: [{ role: "user", content: "A cat" }],
   max_tokens: 12,
+  logit_bias: { 2: -100 }, // sampled: without this any model may end early
   stream: true,
   stream_options: { include_usage: true },
 });

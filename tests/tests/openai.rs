@@ -114,7 +114,9 @@ async fn streaming_ends_with_done_and_usage_when_asked() {
     let r = c
         .post(d.u("/v1/chat/completions"))
         .json(
+            // Sampled: EOS is banned so that any model runs to max_tokens.
             &json!({"model": "stories", "messages": user("Tell me a story"), "max_tokens": 10,
+                      "logit_bias": {"2": -100},
                       "stream": true, "stream_options": {"include_usage": true}}),
         )
         .send()

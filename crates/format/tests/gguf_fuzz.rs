@@ -1,7 +1,8 @@
 //! Mutation property test for the GGUF reader: mutated and truncated files never panic,
 //! a successful parse never describes more than the file holds, and parsing never
-//! allocates much more than the file's size. Alone in its binary so the allocation
-//! counter sees only this test.
+//! allocates much more than the file's size. In a binary of its own so the allocation
+//! counter sees only these tests, which take turns (`alone`): the counter is global, so
+//! one test's allocations would show in the other's measurement.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +42,12 @@ fn bases() -> &'static [Vec<u8>] {
     })
 }
 
+/// Held while a test allocates or measures.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Parses and returns the peak extra bytes allocated while doing so.
 fn parse_measured(bytes: &[u8]) -> (Result<GgufFile, String>, usize) {
     let base = CURRENT.load(Ordering::Relaxed);
@@ -59,6 +66,7 @@ proptest! {
         flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..8),
         which in 0usize..4,
     ) {
+        let _alone = alone();
         let mut bytes = bases()[which].clone();
         // Mutate the header region (where counts and lengths live) most of the time.
         let head = bytes.len().min(6000);
@@ -83,6 +91,7 @@ proptest! {
 
 #[test]
 fn huge_claims_allocate_nothing_big() {
+    let _alone = alone();
     // A header claiming 2^40 metadata entries and a 2^60-byte string.
     let mut b = b"GGUF\x03\0\0\0".to_vec();
     b.extend_from_slice(&0u64.to_le_bytes());

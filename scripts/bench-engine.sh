@@ -26,8 +26,10 @@ THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 
 bench() { # name model eos vocab
   local sock="$DIR/runner.sock" port=18765
   rm -f "$sock"
-  target/release/modelrunnerd runner --model "$2" --socket "$sock" --slots $SLOTS --ctx-size $CTX \
-    --threads "$THREADS" 2>"$DIR/runner.log" &
+  local launch
+  launch=$(printf '{"model":"%s","socket":"%s","settings":{"parallel":%d,"context-size":%d,"threads":%d}}' \
+    "$2" "$sock" $SLOTS $CTX "$THREADS")
+  target/release/modelrunnerd runner "$launch" 2>"$DIR/runner.log" &
   local r=$!
   "$LS" -m "$2" --host 127.0.0.1 --port $port -np $SLOTS -c $((SLOTS * CTX)) -b 512 -ub 512 \
     -t "$THREADS" -tb "$THREADS" $PEER_ARGS --no-webui >"$DIR/llama-server.log" 2>&1 &

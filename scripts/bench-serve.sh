@@ -27,7 +27,7 @@ rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 pss() { awk '/^Pss:/ {printf "%.1f", $2/1024}' "/proc/$1/smaps_rollup"; }
 kids() { # the daemon's runner processes: kids rss|pss
   local total=0 p
-  for p in $(pgrep -f "runner --model .* --socket $STORE/run/"); do total=$(awk -v t="$total" -v k="$($1 "$p")" 'BEGIN {print t + k}'); done
+  for p in $(pgrep -f "\"socket\":\"$STORE/run/"); do total=$(awk -v t="$total" -v k="$($1 "$p")" 'BEGIN {print t + k}'); done
   echo "$total"
 }
 

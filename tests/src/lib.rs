@@ -261,9 +261,8 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Runner processes serving sockets under `store` (their command line names it).
+/// Runner processes serving sockets under `store` (their launch description names it).
 pub fn runner_pids(store: &Path) -> Vec<i32> {
-    let needle = store.display().to_string();
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -276,10 +275,9 @@ pub fn runner_pids(store: &Path) -> Vec<i32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "runner")
-            && args.iter().any(|a| a.starts_with(&needle))
-            && alive(pid)
-        {
+        let ours = modelrunner_protocol::Launch::from_args(&args)
+            .is_some_and(|l| l.socket.starts_with(store));
+        if ours && alive(pid) {
             out.push(pid);
         }
     }

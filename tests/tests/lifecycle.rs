@@ -376,12 +376,12 @@ async fn settings_persist_and_a_killed_daemon_leaves_nothing_behind() {
         .unwrap()
         .path()
         .join("model/model.gguf");
+    let launch = modelrunner_protocol::Launch {
+        socket: socket.clone(),
+        ..modelrunner_protocol::Launch::new(model)
+    };
     let mut stray = std::process::Command::new(modelrunner_e2e::bin("modelrunnerd"))
-        .arg("runner")
-        .arg("--model")
-        .arg(&model)
-        .arg("--socket")
-        .arg(&socket)
+        .args(launch.to_args())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use modelrunner_e2e::bin;
-use modelrunner_engine::{Event, GenerateRequest, RunnerProcess};
+use modelrunner_protocol::{
+    Chat, Event, GenerateRequest, Launch, RunnerError, Settings, TokenizeRequest,
+};
+use modelrunner_scheduler::RunnerProcess;
 use modelrunner_testkit::chat_model;
 use serde_json::json;
 
@@ -17,32 +20,20 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn start(dir: &std::path::Path, extra: &[&str]) -> (RunnerProcess, bool) {
+async fn start(dir: &std::path::Path) -> (RunnerProcess, bool) {
     let (model, trained) = chat_model(dir);
-    let socket = dir.join("runner.sock");
-    let mut args: Vec<String> = [
-        "runner",
-        "--model",
-        model.to_str().unwrap(),
-        "--socket",
-        socket.to_str().unwrap(),
-        "--slots",
-        "2",
-        "--ctx-size",
-        "512",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let p = RunnerProcess::spawn(
-        &bin("modelrunnerd"),
-        &args,
-        &socket,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let launch = Launch {
+        socket: dir.join("runner.sock"),
+        settings: Settings {
+            parallel: Some(2),
+            context_size: Some(512),
+            ..Default::default()
+        },
+        ..Launch::new(model)
+    };
+    let p = RunnerProcess::spawn(&bin("modelrunnerd"), &launch, Duration::from_secs(60), "t")
+        .await
+        .unwrap();
     (p, trained)
 }
 
@@ -50,32 +41,46 @@ async fn start(dir: &std::path::Path, extra: &[&str]) -> (RunnerProcess, bool) {
 fn generates_and_chats_over_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
-        let (runner, trained) = start(dir.path(), &[]).await;
-        let props = runner.client.props().await.unwrap();
+        let (runner, trained) = start(dir.path()).await;
+        let c = &runner.client;
+        let props = c.props().await.unwrap();
         assert_eq!(props.slots, 2);
         assert_eq!(props.slot_context, 512);
         assert!(props.rss_bytes > 0);
         let mut req = GenerateRequest::text("Once upon a time");
         req.options.sampling.temperature = 0.0;
         req.options.max_tokens = Some(20);
-        let events: Vec<Event> = runner.client.stream("/generate", &req).await.unwrap().collect().await;
+        let events: Vec<Event> = c.generate(&req).await.unwrap().collect().await;
         let text: String = events.iter().filter_map(|e| match e { Event::Token { text, .. } => Some(text.as_str()), _ => None }).collect();
         if trained {
             assert!(text.starts_with(", there was a little girl named Lily"), "{text:?}");
         }
         assert!(matches!(events.last(), Some(Event::Done { .. })));
         // stories260K has no template: the ChatML fallback is used.
-        let chat = json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "sampling": {"temperature": 0.0}});
-        let v: serde_json::Value = runner.client.call(hyper::Method::POST, "/apply-template", Some(&chat)).await.unwrap();
-        assert_eq!(v["prompt"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-        let events: Vec<Event> = runner.client.stream("/chat", &chat).await.unwrap().collect().await;
+        let chat = Chat::new(vec![json!({"role": "user", "content": "Hi"})]);
+        assert_eq!(
+            c.apply_template(&chat).await.unwrap(),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let mut req = GenerateRequest::chat(chat);
+        req.options.max_tokens = Some(5);
+        let events: Vec<Event> = c.generate(&req).await.unwrap().collect().await;
         assert!(matches!(events.last(), Some(Event::Done { .. })), "{events:?}");
-        // Bad input is a clear error, and the runner keeps serving.
-        let bad = json!({"prompt": "x", "sampling": {"temperature": -1.0}});
-        let err = runner.client.stream("/generate", &bad).await.err().unwrap();
-        assert!(err.to_string().contains("temperature"), "{err}");
-        let v: serde_json::Value = runner.client.call(hyper::Method::POST, "/tokenize", Some(&json!({"content": "Once upon"}))).await.unwrap();
-        assert!(!v["tokens"].as_array().unwrap().is_empty());
+        // What only the model can check is refused with the parameter named, and the
+        // runner keeps serving.
+        let mut bad = GenerateRequest::text("x");
+        bad.options.sampling.logit_bias = vec![(props.n_vocab, 1.0)];
+        let events: Vec<Event> = c.generate(&bad).await.unwrap().collect().await;
+        assert!(
+            matches!(&events[..], [Event::Error { error: RunnerError::InvalidParam { param, .. } }] if param == "logit_bias"),
+            "{events:?}"
+        );
+        let t = c.tokenize(&TokenizeRequest { content: "Once upon".into(), add_special: false }).await.unwrap();
+        assert!(!t.is_empty());
+        assert_eq!(c.detokenize(&t).await.unwrap().trim_start(), "Once upon");
+        // An embedding call to a completion runner is refused in words.
+        let e = c.embed(&modelrunner_protocol::EmbedRequest { input: vec![] }).await.unwrap_err();
+        assert!(e.to_string().contains("completions, not embeddings"), "{e}");
     });
 }
 
@@ -83,10 +88,10 @@ fn generates_and_chats_over_the_socket() {
 fn a_killed_runner_fails_its_streams_quickly() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
-        let (mut runner, _) = start(dir.path(), &[]).await;
+        let (mut runner, _) = start(dir.path()).await;
         let mut req = GenerateRequest::text("Once upon a time");
         req.options.max_tokens = Some(400);
-        let mut stream = Box::pin(runner.client.stream("/generate", &req).await.unwrap());
+        let mut stream = Box::pin(runner.client.generate(&req).await.unwrap());
         assert!(matches!(stream.next().await, Some(Event::Token { .. })));
         let pid = runner.pid().unwrap() as i32;
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -95,7 +100,15 @@ fn a_killed_runner_fails_its_streams_quickly() {
         while let Some(ev) = stream.next().await {
             last = Some(ev);
         }
-        assert!(matches!(last, Some(Event::Error { .. })), "{last:?}");
+        assert!(
+            matches!(
+                last,
+                Some(Event::Error {
+                    error: RunnerError::Interrupted { .. }
+                })
+            ),
+            "{last:?}"
+        );
         assert!(
             killed.elapsed() < Duration::from_secs(2),
             "took {:?}",
@@ -118,7 +131,7 @@ fn runner_parent_helper() {
         return;
     };
     rt().block_on(async {
-        let (runner, _) = start(std::path::Path::new(&dir), &[]).await;
+        let (runner, _) = start(std::path::Path::new(&dir)).await;
         println!("RUNNER_PID={}", runner.pid().unwrap());
         std::mem::forget(runner);
         std::process::abort();

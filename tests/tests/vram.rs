@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use modelrunner_e2e::{bin, runner_pids, wait_until};
+use modelrunner_protocol::Settings;
 use modelrunner_scheduler::memory::estimate;
 use modelrunner_scheduler::{
     Mode, ModelShape, ModelSpec, Scheduler, SchedulerConfig, SchedulerError,
@@ -37,7 +38,7 @@ fn spec(dir: &Path, seed: u64) -> ModelSpec {
 fn fake_nvidia_smi(dir: &Path, run: &Path) -> (PathBuf, PathBuf) {
     let (total, per) = (dir.join("total"), dir.join("per"));
     let script = format!(
-        "#!/bin/sh\nn=$(pgrep -fc -- '--socket {run}/' || true)\necho $(( $(cat {total}) - n * $(cat {per}) ))\n",
+        "#!/bin/sh\nn=$(pgrep -fc -- '\"socket\":\"{run}/' || true)\necho $(( $(cat {total}) - n * $(cat {per}) ))\n",
         run = run.display(),
         total = total.display(),
         per = per.display()
@@ -80,9 +81,12 @@ fn gpu_memory_admits_evicts_and_refuses() {
         let s = Scheduler::new(SchedulerConfig {
             program: bin("modelrunnerd"),
             run_dir: run.clone(),
-            parallel: 1,
+            runner: Settings {
+                parallel: Some(1),
+                gpu_layers: Some(99),
+                ..Default::default()
+            },
             gpu: true,
-            gpu_layers: 99,
             ..SchedulerConfig::default()
         })
         .unwrap();

@@ -124,14 +124,14 @@ pub(crate) async fn configure(
     let mode = mode(req.mode.as_deref(), &flags)?;
     flags.retain(|f| f != "--embeddings");
     let mut settings = RuntimeSettings::default();
-    settings.apply_flags(&flags)?;
+    settings.runner.apply_flags(&flags)?;
     match req.context_size {
         None => {}
-        Some(c) if c < 0 => settings.context_size = None, // Docker's "-1": the default
-        Some(c) => settings.context_size = Some(u32::try_from(c).unwrap_or(u32::MAX)),
+        Some(c) if c < 0 => settings.runner.context_size = None, // Docker's "-1": the default
+        Some(c) => settings.runner.context_size = Some(u32::try_from(c).unwrap_or(u32::MAX)),
     }
     if req.parallel.is_some() {
-        settings.parallel = req.parallel;
+        settings.runner.parallel = req.parallel;
     }
     if req.keep_alive.is_some() {
         settings.keep_alive = req.keep_alive;

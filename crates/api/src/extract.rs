@@ -1,17 +1,48 @@
-//! A JSON body extractor whose rejections are [`ApiError`]s in OpenAI's envelope (axum's
-//! own answer is plain text, which SDKs cannot parse). Like llama-server it reads the
-//! body as JSON whatever the Content-Type, so `curl -d '{...}'` works.
+//! Request bodies: a JSON extractor whose rejections are [`ApiError`]s (axum's own answer
+//! is plain text, which SDKs cannot parse), and typed decoding of a JSON value that
+//! names the field at fault. Like llama-server it reads the body as JSON whatever the
+//! Content-Type, so `curl -d '{...}'` works.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::ApiError;
 
-/// `Json<T>` with OpenAI-shaped errors: 400 for bad JSON or fields, 413 over the body
-/// limit.
+/// `Json<T>` with our errors: 400 for bad JSON or fields (naming the field), 413 over
+/// the body limit.
 pub(crate) struct ApiJson<T>(pub T);
+
+/// The field a serde error is about: its path, or the field it says is missing.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    if !path.is_empty() && path != "." {
+        return Some(path.to_string());
+    }
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Decodes `T`, naming the field at fault.
+fn decode<'de, T: serde::Deserialize<'de>>(
+    de: impl serde::Deserializer<'de>,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        match field_of(&path, &inner) {
+            Some(f) => ApiError::invalid(&f, format!("invalid JSON body at {f}: {inner}")),
+            None => ApiError::bad_request(format!("invalid JSON body: {inner}")),
+        }
+    })
+}
+
+/// Decodes `T` from a JSON value, naming the field at fault (several typed views of
+/// one body keep their paths this way, where `#[serde(flatten)]` loses them).
+pub(crate) fn from_value<T: DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+    decode(v)
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -27,17 +58,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             e
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let mut err = ApiError::bad_request(format!("invalid JSON body: {}", e.inner()));
-            if path != "." && !path.is_empty() {
-                err.message = format!("invalid JSON body at {path}: {}", e.inner());
-                err.param = Some(path);
-            }
-            err
-        })?;
+        let value = decode(&mut de)?;
         de.end()
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         Ok(ApiJson(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct T {
+        model: String,
+        max_tokens: Option<u32>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = from_value::<T>(&serde_json::json!({"max_tokens": 1})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = from_value::<T>(&serde_json::json!({"model": "m", "max_tokens": -1})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e =
+            from_value::<T>(&serde_json::json!({"model": "m", "max_tokens": 1e12})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
     }
 }

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
+use crate::error::ErrorKind;
 use crate::{ApiError, AppState};
 
 /// True for `localhost`, `*.localhost`, `127.x.y.z` and `[::1]`, with any port.
@@ -41,11 +42,12 @@ pub(crate) async fn check_host(
             let ok = h.to_str().is_ok_and(is_loopback_host);
             if !ok {
                 warn!(host = ?h, "refused request with a non-loopback Host header");
-                let mut e = ApiError::bad_request(
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorKind::InvalidRequest,
                     "the Host header must name the loopback interface (localhost, 127.0.0.1, [::1]) while the daemon listens on loopback",
-                );
-                e.status = StatusCode::FORBIDDEN;
-                return e.into_response();
+                )
+                .into_response();
             }
         }
     }

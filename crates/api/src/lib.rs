@@ -25,6 +25,7 @@ mod metrics;
 mod misc;
 mod models;
 mod openai;
+mod pipeline;
 mod registry;
 mod resolve;
 mod routes;
@@ -41,7 +42,7 @@ use modelrunner_scheduler::Scheduler;
 use modelrunner_store::Store;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorKind};
 pub use wire::ModelJson;
 
 /// Settings of the HTTP layer.

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use modelrunner_engine::Event;
+use modelrunner_protocol::Event;
 
 use crate::AppState;
 

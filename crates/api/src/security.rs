@@ -20,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::warn;
 
+use crate::error::ErrorKind;
 use crate::{ApiError, AppState};
 
 /// The request ID header.
@@ -112,12 +113,12 @@ pub(crate) async fn require_key(
         None => next.run(req).await,
         Some(what) => {
             warn!(path = %req.uri().path(), "refused a request: {what} API key");
-            let mut e = ApiError::bad_request(format!(
-                "{what} API key: send it as `Authorization: Bearer KEY`"
-            ));
-            e.status = StatusCode::UNAUTHORIZED;
-            e.kind = "authentication_error";
-            e.code = Some("invalid_api_key");
+            let e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorKind::Authentication,
+                format!("{what} API key: send it as `Authorization: Bearer KEY`"),
+            )
+            .code("invalid_api_key");
             let mut r = e.into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -32,7 +32,7 @@ impl Drop for LineWriter {
         // stderr, with colours), so escape codes are removed here.
         for line in String::from_utf8_lossy(&self.pending).lines() {
             if !line.is_empty() {
-                self.buffer.push(modelrunner_engine::strip_ansi(line));
+                self.buffer.push(modelrunner_scheduler::strip_ansi(line));
             }
         }
     }

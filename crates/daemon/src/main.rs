@@ -9,16 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use modelrunner_api::logs::LogBuffer;
 use modelrunner_api::{router, ApiConfig, AppState};
 use modelrunner_registry::Registry;
-use modelrunner_scheduler::{KeepAlive, Scheduler, SchedulerConfig};
+use modelrunner_scheduler::{Scheduler, SchedulerConfig};
 use modelrunner_store::Store;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use config::{Args, Config, LogFormat, Maintenance};
+use config::{Command, Config, LogFormat};
 
 /// Sets up logging to stderr and into the buffer `GET /logs` serves (without colours).
 fn init_logging(format: LogFormat, level: &str) -> Arc<LogBuffer> {
@@ -87,19 +86,23 @@ fn run_dir(store: &Path) -> PathBuf {
 }
 
 fn scheduler_config(config: &Config) -> anyhow::Result<SchedulerConfig> {
+    let s = &config.serving;
     Ok(SchedulerConfig {
         program: std::env::current_exe().context("while finding the modelrunnerd binary")?,
         run_dir: run_dir(&config.store),
         settings_file: Some(config.store.join("engines.json")),
-        keep_alive: KeepAlive::parse(&config.keep_alive)?,
-        parallel: config.parallel,
-        max_queue: config.max_queue,
-        memory_limit: config.memory_limit,
-        default_context: config.default_context,
-        threads: config.threads,
-        gpu_layers: config.gpu_layers,
+        keep_alive: s.keep_alive,
+        runner: modelrunner_protocol::Settings {
+            parallel: Some(s.parallel),
+            threads: s.threads,
+            gpu_layers: Some(s.gpu_layers),
+            ..Default::default()
+        },
+        max_queue: s.max_queue,
+        memory_limit: s.memory_limit.map(|m| m.0),
+        default_context: s.default_context,
         gpu: cfg!(feature = "cuda"),
-        health_interval: config.health_interval,
+        health_interval: s.health_interval.0,
         ..SchedulerConfig::default()
     })
 }
@@ -113,12 +116,13 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     .with_context(|| format!("while opening the store at {}", config.store.display()))?;
     let scheduler =
         Scheduler::new(scheduler_config(&config)?).context("while starting the model scheduler")?;
+    let listen = config.access.listen.0;
     let api = ApiConfig {
-        body_limit: config.body_limit,
-        load_limit: config.max_load_size,
-        loopback_hosts_only: config.listen.is_none_or(|a| a.ip().is_loopback()),
-        api_keys: access::parse_keys(&config.api_keys, "api_keys")?,
-        cors_origins: config.cors_origins.clone(),
+        body_limit: config.storage.body_limit,
+        load_limit: config.storage.max_load_size,
+        loopback_hosts_only: listen.is_none_or(|a| a.ip().is_loopback()),
+        api_keys: config.api_keys.clone(),
+        cors_origins: config.access.cors_origins.clone(),
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;
@@ -133,7 +137,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
         }
     };
     let mut servers = Vec::new();
-    if let Some(listen) = config.listen {
+    if let Some(listen) = listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("while binding {listen}"))?;
@@ -147,7 +151,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
             stopped(),
         )));
     }
-    if let Some(path) = &config.socket {
+    if let Some(path) = &config.access.socket {
         let listener = bind_unix(path)?;
         info!(socket = %path.display(), "listening");
         println!("listening on unix://{}", path.display());
@@ -162,17 +166,17 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     notify::stopping();
     let _ = stop_tx.send(true);
     let all = futures::future::join_all(servers);
-    match tokio::time::timeout(config.shutdown_timeout, all).await {
+    match tokio::time::timeout(config.serving.shutdown_timeout.0, all).await {
         Ok(results) => {
             for r in results {
                 r??;
             }
         }
         Err(_) => {
-            warn!(timeout = ?config.shutdown_timeout, "requests still running at the shutdown timeout; stopping them")
+            warn!(timeout = %config.serving.shutdown_timeout, "requests still running at the shutdown timeout; stopping them")
         }
     }
-    if let Some(path) = &config.socket {
+    if let Some(path) = &config.access.socket {
         let _ = std::fs::remove_file(path);
     }
     scheduler.shutdown().await;
@@ -235,32 +239,19 @@ fn runner_baseline() -> std::process::ExitCode {
     }
 }
 
-fn run_runner(r: config::RunnerArgs) -> std::process::ExitCode {
-    let config = modelrunner_engine::RunnerConfig {
-        engine: modelrunner_engine::EngineConfig {
-            model: r.model,
-            slots: r.slots,
-            slot_context: r.ctx_size,
-            threads: r.threads,
-            batch: r.batch,
-            embeddings: r.embeddings,
-            gpu_layers: r.gpu_layers,
-        },
-        socket: r.socket,
-        chat_template: r.chat_template,
-    };
+fn run_runner(launch: modelrunner_protocol::Launch) -> std::process::ExitCode {
     let rt = runtime();
-    match rt.block_on(modelrunner_engine::serve(config)) {
+    match rt.block_on(modelrunner_engine::runner::serve(launch)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("modelrunnerd runner: {e:#}");
+            eprintln!("{}{e:#}", modelrunner_scheduler::RUNNER_FAILURE_PREFIX);
             std::process::ExitCode::FAILURE
         }
     }
 }
 
 /// Runs `fsck` or `gc` on the store; returns whether the store is healthy.
-fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
+fn maintain(config: &Config, m: Command) -> anyhow::Result<bool> {
     let store = Store::open(&config.store).with_context(|| {
         format!(
             "while opening the store at {} (is modelrunnerd running?)",
@@ -268,7 +259,7 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
         )
     })?;
     match m {
-        Maintenance::Fsck { repair } => {
+        Command::Fsck { repair } => {
             let r = store.fsck(repair)?;
             println!("checked {} blobs", r.blobs_checked);
             for d in &r.corrupt_blobs {
@@ -290,10 +281,10 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
             );
             Ok(r.is_clean())
         }
-        Maintenance::Runner(_) | Maintenance::RunnerBaseline | Maintenance::HashKey { .. } => {
+        Command::Runner { .. } | Command::RunnerBaseline | Command::HashKey { .. } => {
             unreachable!("handled before")
         }
-        Maintenance::Gc => {
+        Command::Gc => {
             let r = store.gc()?;
             println!(
                 "removed {} blobs and {} manifests, {} bytes freed",
@@ -307,8 +298,9 @@ fn maintain(config: &Config, m: Maintenance) -> anyhow::Result<bool> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    if let Some(Maintenance::HashKey { generate }) = args.command {
+    let (matches, mut args) = Config::args();
+    let command = args.command.take();
+    if let Some(Command::HashKey { generate }) = command {
         return match access::hash_key(generate) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
@@ -317,39 +309,37 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let config = match Config::resolve(&args) {
+    let config = match Config::resolve(&matches, &args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("modelrunnerd: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
+    if matches!(command, Some(Command::RunnerBaseline)) {
+        return runner_baseline();
+    }
     if args.print_config {
         print!("{}", toml::to_string(&config).expect("config serialises"));
         return std::process::ExitCode::SUCCESS;
     }
-    let log_buffer = init_logging(config.log_format, &config.log_level);
-    match args.command {
-        Some(Maintenance::Runner(r)) => return run_runner(r),
-        Some(Maintenance::RunnerBaseline) => return runner_baseline(),
-        _ => {}
-    }
-    if let Some(m) = args.command {
-        return match maintain(&config, m) {
+    let log_buffer = init_logging(config.logging.log_format, &config.logging.log_level);
+    match command {
+        Some(Command::Runner { launch }) => run_runner(launch),
+        Some(m) => match maintain(&config, m) {
             Ok(true) => std::process::ExitCode::SUCCESS,
             Ok(false) => std::process::ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("modelrunnerd: {e:#}");
                 std::process::ExitCode::from(2)
             }
-        };
-    }
-    let rt = runtime();
-    match rt.block_on(serve(config, log_buffer)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("modelrunnerd: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        },
+        None => match runtime().block_on(serve(config, log_buffer)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("modelrunnerd: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

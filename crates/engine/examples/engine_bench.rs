@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use modelrunner_engine::{Engine, EngineConfig, Event, GenerateRequest, Prompt};
+use modelrunner_engine::Engine;
+use modelrunner_protocol::{Event, GenerateRequest, Input, Launch, Prompt, Settings};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -24,11 +25,13 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let max = *npls.iter().max().unwrap();
-        let engine = Engine::load(EngineConfig {
-            model: model.into(),
-            slots: max,
-            slot_context: Some((npp as u32 + ntg + 16).next_power_of_two()),
-            ..EngineConfig::default()
+        let engine = Engine::load(Launch {
+            settings: Settings {
+                parallel: Some(max),
+                context_size: Some((npp as u32 + ntg + 16).next_power_of_two()),
+                ..Default::default()
+            },
+            ..Launch::new(model)
         })
         .await
         .expect("load");
@@ -39,12 +42,14 @@ fn main() {
             let reqs: Vec<GenerateRequest> = (0..npl)
                 .map(|i| {
                     let mut r = GenerateRequest {
-                        prompt: Prompt::Tokens(
-                            (0..npp)
-                                .map(|j| 3 + ((j * 7 + i as usize * 13) % 250) as i32)
-                                .collect(),
-                        ),
-                        add_special: false,
+                        input: Input::Prompt {
+                            prompt: Prompt::Tokens(
+                                (0..npp)
+                                    .map(|j| 3 + ((j * 7 + i as usize * 13) % 250) as i32)
+                                    .collect(),
+                            ),
+                            add_special: false,
+                        },
                         ..GenerateRequest::text("")
                     };
                     r.options.sampling.temperature = 0.0;
@@ -71,7 +76,7 @@ fn main() {
                             total_gen += u64::from(usage.completion_tokens);
                             break;
                         }
-                        Event::Error { message, .. } => panic!("{message}"),
+                        Event::Error { error } => panic!("{error}"),
                         _ => {}
                     }
                 }

@@ -1,5 +1,6 @@
-//! Serving benchmark: our runner (Unix socket, `/generate`) against llama.cpp's
-//! `llama-server` (TCP, `/completion`), same model, settings and machine, same run.
+//! Serving benchmark: our runner (Unix socket, the runner protocol's client) against
+//! llama.cpp's `llama-server` (TCP, `/completion`), same model, settings and machine,
+//! same run.
 //!
 //! `server_bench OURS_SOCKET LLAMA_ADDR EOS_TOKEN VOCAB [PROMPT_TOKENS] [GEN_TOKENS]`
 //!
@@ -11,9 +12,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use modelrunner_protocol::{Event, GenerateRequest, Input, Prompt, RunnerClient};
 use serde_json::{json, Value};
 
 #[derive(Clone)]
@@ -28,42 +31,85 @@ struct Run {
     tokens: u32,
 }
 
-async fn one(target: &Target, prompt: &[i32], n: u32, eos: i32) -> Run {
-    let (path, body) = match target {
-        Target::Ours(_) => (
-            "/generate",
-            json!({"prompt": prompt, "add_special": false, "max_tokens": n,
-                   "sampling": {"temperature": 0.0, "logit_bias": [[eos, -100.0]]}}),
-        ),
-        Target::Llama(_) => (
-            "/completion",
-            json!({"prompt": prompt, "n_predict": n, "stream": true, "temperature": 0.0,
-                   "cache_prompt": false, "logit_bias": [[eos, -100.0]], "samplers": ["top_k"], "top_k": 1}),
-        ),
+/// Tokens counted as they arrive.
+struct Tally {
+    start: Instant,
+    ttft: Option<Duration>,
+    tokens: u32,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            start: Instant::now(),
+            ttft: None,
+            tokens: 0,
+        }
+    }
+
+    fn token(&mut self) {
+        self.tokens += 1;
+        let start = self.start;
+        self.ttft.get_or_insert_with(|| start.elapsed());
+    }
+
+    fn run(self) -> Run {
+        Run {
+            ttft: self.ttft.unwrap_or_default(),
+            total: self.start.elapsed(),
+            tokens: self.tokens,
+        }
+    }
+}
+
+/// One generation on our runner.
+async fn ours(socket: &str, prompt: &[i32], n: u32, eos: i32) -> Run {
+    let mut req = GenerateRequest {
+        input: Input::Prompt {
+            prompt: Prompt::Tokens(prompt.to_vec()),
+            add_special: false,
+        },
+        ..GenerateRequest::text("")
     };
-    let start = Instant::now();
-    let mut sender = match target {
-        Target::Ours(sock) => {
-            let s = tokio::net::UnixStream::connect(sock)
-                .await
-                .expect("connect runner");
-            let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            tx
+    req.options.max_tokens = Some(n);
+    req.options.sampling.temperature = 0.0;
+    req.options.sampling.logit_bias = vec![(eos, -100.0)];
+    let mut tally = Tally::new();
+    let mut events = Box::pin(
+        RunnerClient::new(socket)
+            .generate(&req)
+            .await
+            .expect("generate"),
+    );
+    while let Some(ev) = events.next().await {
+        if let Event::Token { .. } = ev {
+            tally.token();
         }
-        Target::Llama(addr) => {
-            let s = tokio::net::TcpStream::connect(addr)
-                .await
-                .expect("connect llama-server");
-            s.set_nodelay(true).unwrap();
-            let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            tx
-        }
+    }
+    tally.run()
+}
+
+async fn one(target: &Target, prompt: &[i32], n: u32, eos: i32) -> Run {
+    let addr = match target {
+        Target::Ours(sock) => return ours(sock, prompt, n, eos).await,
+        Target::Llama(addr) => addr,
+    };
+    let (path, body) = (
+        "/completion",
+        json!({"prompt": prompt, "n_predict": n, "stream": true, "temperature": 0.0,
+               "cache_prompt": false, "logit_bias": [[eos, -100.0]], "samplers": ["top_k"], "top_k": 1}),
+    );
+    let mut tally = Tally::new();
+    let mut sender = {
+        let s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect llama-server");
+        s.set_nodelay(true).unwrap();
+        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        tx
     };
     let req = Request::post(path)
         .header("host", "localhost")
@@ -74,7 +120,6 @@ async fn one(target: &Target, prompt: &[i32], n: u32, eos: i32) -> Run {
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
     let mut body = resp.into_body();
     let mut buf = Vec::new();
-    let (mut ttft, mut tokens) = (None, 0u32);
     while let Some(frame) = body.frame().await {
         let frame = frame.unwrap();
         let Some(d) = frame.data_ref() else { continue };
@@ -88,21 +133,12 @@ async fn one(target: &Target, prompt: &[i32], n: u32, eos: i32) -> Run {
                 continue;
             }
             let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-            let is_token = match target {
-                Target::Ours(_) => v["type"] == "token",
-                Target::Llama(_) => v["stop"] == false,
-            };
-            if is_token {
-                tokens += 1;
-                ttft.get_or_insert_with(|| start.elapsed());
+            if v["stop"] == false {
+                tally.token();
             }
         }
     }
-    Run {
-        ttft: ttft.unwrap_or_default(),
-        total: start.elapsed(),
-        tokens,
-    }
+    tally.run()
 }
 
 async fn figures(target: &Target, vocab: i32, eos: i32, npp: usize, ntg: u32) -> Vec<f64> {

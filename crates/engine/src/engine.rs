@@ -1,13 +1,18 @@
-//! The in-process engine handle: a thread running the batch loop, and a bounded channel.
+//! The in-process engine handle: a thread running the batch loop behind a bounded
+//! channel, and the model's chat template. It is the runner's [`Service`].
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::time::Instant;
 
+use modelrunner_protocol::server::Service;
+use modelrunner_protocol::{
+    Chat, EmbedRequest, Embedding, Event, GenerateRequest, Input, Launch, Mode, Prompt, Props,
+    RunnerError, TokenizeRequest,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::EngineError;
-use crate::protocol::{Event, GenerateRequest, Prompt, Props};
-use crate::worker::{self, EngineConfig, Job};
+use crate::chat::Template;
+use crate::worker::{self, load::rss_bytes, Generation, Job};
 
 /// Requests that may wait for a slot before new ones are refused.
 pub const QUEUE_LIMIT: usize = 256;
@@ -18,24 +23,34 @@ pub struct Engine {
     jobs: Option<SyncSender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
     props: Props,
+    template: Template,
+}
+
+fn stopped() -> RunnerError {
+    RunnerError::internal("the engine thread exited")
 }
 
 impl Engine {
-    /// Loads the model on a dedicated thread.
-    pub async fn load(config: EngineConfig) -> Result<Engine, EngineError> {
+    /// Loads the model on a dedicated thread, and its chat template.
+    pub async fn load(launch: Launch) -> Result<Engine, RunnerError> {
         let (tx, rx) = sync_channel(QUEUE_LIMIT);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let template_file = launch.chat_template.clone();
         let thread = std::thread::Builder::new()
             .name("llama-engine".into())
-            .spawn(move || worker::run(config, rx, ready_tx))
-            .map_err(|e| EngineError::Load(e.to_string()))?;
-        let props = ready_rx
-            .await
-            .map_err(|_| EngineError::Load("the engine thread died while loading".into()))??;
+            .spawn(move || worker::run(launch, rx, ready_tx))
+            .map_err(|e| RunnerError::Load {
+                message: e.to_string(),
+            })?;
+        let props = ready_rx.await.map_err(|_| RunnerError::Load {
+            message: "the engine thread died while loading".into(),
+        })??;
+        let template = Template::choose(template_file.as_deref(), &props)?;
         Ok(Engine {
             jobs: Some(tx),
             thread: Some(thread),
             props,
+            template,
         })
     }
 
@@ -44,70 +59,118 @@ impl Engine {
         &self.props
     }
 
-    fn send(&self, job: Job) -> Result<(), EngineError> {
+    fn send(&self, job: Job) -> Result<(), RunnerError> {
         let tx = self.jobs.as_ref().expect("open until drop");
         tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => EngineError::Busy {
+            TrySendError::Full(_) => RunnerError::Busy {
                 queued: QUEUE_LIMIT,
             },
-            TrySendError::Disconnected(_) => EngineError::Stopped("engine thread exited".into()),
+            TrySendError::Disconnected(_) => stopped(),
         })
     }
 
-    /// Starts a generation; events arrive on the returned receiver. Dropping the receiver
-    /// cancels the generation within one decode step.
+    /// The prompt a conversation renders to.
+    pub fn apply_template(&self, chat: &Chat) -> Result<String, RunnerError> {
+        Ok(self.template.render(chat)?.0)
+    }
+
+    /// Starts a generation (a conversation is rendered first); events arrive on the
+    /// returned receiver. Dropping the receiver cancels the generation within one decode
+    /// step. The request is assumed validated ([`GenerateRequest::validate`]); only what
+    /// needs the model is checked here.
     pub fn generate(
         &self,
         req: GenerateRequest,
-    ) -> Result<mpsc::UnboundedReceiver<Event>, EngineError> {
-        req.validate(self.props.n_vocab)?;
+    ) -> Result<mpsc::UnboundedReceiver<Event>, RunnerError> {
+        if self.props.mode != Mode::Completion {
+            return Err(RunnerError::invalid(
+                "model",
+                "this runner computes embeddings, not completions",
+            ));
+        }
+        let arrived = Instant::now();
+        let (prompt, add_special) = match req.input {
+            Input::Prompt {
+                prompt,
+                add_special,
+            } => (prompt, add_special),
+            Input::Chat(chat) => {
+                let (text, add_special) = self.template.render(&chat)?;
+                (Prompt::Text(text), add_special)
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
-        self.send(Job::Generate {
-            req: Box::new(req),
+        self.send(Job::Generate(Box::new(Generation {
+            prompt,
+            add_special,
+            options: req.options,
             events: tx,
-            arrived: Instant::now(),
-        })?;
+            arrived,
+        })))?;
         Ok(rx)
     }
 
-    /// Tokenizes text.
-    pub async fn tokenize(
-        &self,
-        text: String,
-        add_special: bool,
-        parse_special: bool,
-    ) -> Result<Vec<i32>, EngineError> {
+    /// Tokenizes text (special tokens' text becomes those tokens).
+    pub async fn tokenize(&self, text: String, add_special: bool) -> Result<Vec<i32>, RunnerError> {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Tokenize {
             text,
             add_special,
-            parse_special,
             reply,
         })?;
-        rx.await
-            .map_err(|_| EngineError::Stopped("engine thread exited".into()))
+        rx.await.map_err(|_| stopped())
     }
 
     /// Turns tokens back into text.
-    pub async fn detokenize(&self, tokens: Vec<i32>) -> Result<String, EngineError> {
+    pub async fn detokenize(&self, tokens: Vec<i32>) -> Result<String, RunnerError> {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Detokenize { tokens, reply })?;
-        rx.await
-            .map_err(|_| EngineError::Stopped("engine thread exited".into()))?
+        rx.await.map_err(|_| stopped())?
     }
 
-    /// Embeds inputs (embedding mode only); returns unit vectors and token counts.
-    pub async fn embed(&self, inputs: Vec<Prompt>) -> Result<Vec<(Vec<f32>, u32)>, EngineError> {
-        if !self.props.embeddings {
-            return Err(EngineError::InvalidParam {
-                param: "model".into(),
-                message: "this runner was started for completions, not embeddings".into(),
-            });
+    /// Embeds inputs (embedding mode only): unit vectors with token counts.
+    pub async fn embed(&self, inputs: Vec<Prompt>) -> Result<Vec<Embedding>, RunnerError> {
+        if self.props.mode != Mode::Embedding {
+            return Err(RunnerError::invalid(
+                "model",
+                "this runner was started for completions, not embeddings",
+            ));
         }
         let (reply, rx) = oneshot::channel();
         self.send(Job::Embed { inputs, reply })?;
-        rx.await
-            .map_err(|_| EngineError::Stopped("engine thread exited".into()))?
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl Service for Engine {
+    fn props(&self) -> Props {
+        Props {
+            rss_bytes: rss_bytes(),
+            ..self.props.clone()
+        }
+    }
+
+    fn generate(
+        &self,
+        req: GenerateRequest,
+    ) -> Result<mpsc::UnboundedReceiver<Event>, RunnerError> {
+        Engine::generate(self, req)
+    }
+
+    fn apply_template(&self, chat: &Chat) -> Result<String, RunnerError> {
+        Engine::apply_template(self, chat)
+    }
+
+    async fn tokenize(&self, req: TokenizeRequest) -> Result<Vec<i32>, RunnerError> {
+        Engine::tokenize(self, req.content, req.add_special).await
+    }
+
+    async fn detokenize(&self, tokens: Vec<i32>) -> Result<String, RunnerError> {
+        Engine::detokenize(self, tokens).await
+    }
+
+    async fn embed(&self, req: EmbedRequest) -> Result<Vec<Embedding>, RunnerError> {
+        Engine::embed(self, req.input).await
     }
 }
 
@@ -123,16 +186,14 @@ impl Drop for Engine {
 /// Collects a whole generation: text, and the final event.
 pub async fn collect(
     mut rx: mpsc::UnboundedReceiver<Event>,
-) -> Result<(String, Event), EngineError> {
+) -> Result<(String, Event), RunnerError> {
     let mut text = String::new();
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Token { text: t, .. } => text.push_str(&t),
             done @ Event::Done { .. } => return Ok((text, done)),
-            Event::Error { message, .. } => return Err(EngineError::Internal(message)),
+            Event::Error { error } => return Err(error),
         }
     }
-    Err(EngineError::Stopped(
-        "the stream ended without a result".into(),
-    ))
+    Err(RunnerError::internal("the stream ended without a result"))
 }

@@ -5,8 +5,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::error::EngineError;
-use crate::protocol::{SamplingParams, TokenLogprob};
+use modelrunner_protocol::{Logprob, RunnerError, SamplingParams, TokenLogprob};
 
 /// Builds the chain for one request: grammar, bias, penalties, then greedy or
 /// top-k/top-p/min-p/temperature/dist.
@@ -14,13 +13,12 @@ pub(crate) fn build(
     model: &LlamaModel,
     p: &SamplingParams,
     grammar: Option<&str>,
-) -> Result<LlamaSampler, EngineError> {
+) -> Result<LlamaSampler, RunnerError> {
     let n_vocab = model.n_vocab();
     let mut chain = Vec::new();
     if let Some(g) = grammar {
-        let s = LlamaSampler::grammar(model, g, "root").map_err(|e| EngineError::InvalidParam {
-            param: "grammar".into(),
-            message: format!("the grammar does not parse: {e}"),
+        let s = LlamaSampler::grammar(model, g, "root").map_err(|e| {
+            RunnerError::invalid("grammar", format!("the grammar does not parse: {e}"))
         })?;
         chain.push(s);
     }
@@ -72,7 +70,7 @@ pub(crate) fn logprobs(
     chosen: LlamaToken,
     top: u32,
     piece: impl Fn(LlamaToken) -> String,
-) -> (f32, Vec<TokenLogprob>) {
+) -> Logprob {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|l| f64::from(l - max).exp()).sum();
     let log_z = max + sum.ln() as f32;
@@ -92,7 +90,7 @@ pub(crate) fn logprobs(
             }
         }
     }
-    let alts = best
+    let top = best
         .into_iter()
         .map(|i| TokenLogprob {
             token: i as i32,
@@ -100,5 +98,8 @@ pub(crate) fn logprobs(
             logprob: lp(i),
         })
         .collect();
-    (chosen_lp, alts)
+    Logprob {
+        logprob: chosen_lp,
+        top,
+    }
 }

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use modelrunner_engine::{
-    collect, Engine, EngineConfig, EngineError, Event, FinishReason, GenerateRequest, Prompt,
+use modelrunner_engine::{collect, Engine};
+use modelrunner_protocol::{
+    Event, FinishReason, GenerateRequest, Launch, Mode, Prompt, RunnerError, Settings,
 };
 use modelrunner_testkit::{chat_model, LlamaSpec};
 
@@ -28,17 +29,23 @@ fn model() -> (PathBuf, bool) {
     chat_model(DIR.get_or_init(|| tempfile::tempdir().unwrap()).path())
 }
 
+/// A launch of `model` with `slots` slots and otherwise default settings.
+fn launch(model: PathBuf, slots: u32) -> Launch {
+    Launch {
+        settings: Settings {
+            parallel: Some(slots),
+            ..Default::default()
+        },
+        ..Launch::new(model)
+    }
+}
+
 async fn engine(slots: u32) -> Engine {
     let (path, _) = model();
-    Engine::load(EngineConfig {
-        model: path,
-        slots,
-        slot_context: Some(512),
-        threads: Some(2),
-        ..EngineConfig::default()
-    })
-    .await
-    .unwrap()
+    let mut l = launch(path, slots);
+    l.settings.context_size = Some(512);
+    l.settings.threads = Some(2);
+    Engine::load(l).await.unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -85,13 +92,7 @@ fn generated_fixture_loads_in_llama_cpp() {
     let p = d.path().join("tiny.gguf");
     LlamaSpec::tiny().build(3).write_file(&p).unwrap();
     rt().block_on(async {
-        let e = Engine::load(EngineConfig {
-            model: p,
-            slots: 1,
-            ..EngineConfig::default()
-        })
-        .await
-        .unwrap();
+        let e = Engine::load(launch(p, 1)).await.unwrap();
         assert_eq!(e.props().n_vocab, 320);
         assert_eq!(e.props().trained_context, 512);
         let (_, done) = collect(e.generate(greedy("hello world", 8)).unwrap())
@@ -111,13 +112,7 @@ fn q8_0_fixture_loads_and_generates() {
         .facts();
     assert_eq!(facts.quantization, "Q8_0");
     rt().block_on(async {
-        let e = Engine::load(EngineConfig {
-            model: p,
-            slots: 1,
-            ..EngineConfig::default()
-        })
-        .await
-        .unwrap();
+        let e = Engine::load(launch(p, 1)).await.unwrap();
         let (_, done) = collect(e.generate(greedy("hello", 8)).unwrap())
             .await
             .unwrap();
@@ -135,14 +130,10 @@ fn malformed_and_truncated_models_fail_to_load_clearly() {
     std::fs::write(&junk, b"not a gguf file at all").unwrap();
     rt().block_on(async {
         for p in [cut, junk, d.path().join("missing.gguf")] {
-            let err = Engine::load(EngineConfig {
-                model: p.clone(),
-                slots: 1,
-                ..EngineConfig::default()
-            })
-            .await
-            .err()
-            .expect("loaded garbage");
+            let err = Engine::load(launch(p.clone(), 1))
+                .await
+                .err()
+                .expect("loaded garbage");
             let msg = err.to_string();
             assert!(
                 msg.starts_with("cannot load the model")
@@ -265,28 +256,27 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
     rt().block_on(async {
         let e = engine(1).await;
         let n = e.props().n_vocab;
+        // What only the model can check; the rest is checked where requests enter
+        // (`GenerateRequest::validate`, tested in the protocol crate).
         let cases: Vec<(GenerateRequest, &str)> = vec![
-            (
-                with(|r| r.options.sampling.temperature = f32::NAN),
-                "temperature",
-            ),
-            (with(|r| r.options.sampling.top_p = -1.0), "top_p"),
-            (with(|r| r.options.sampling.top_k = n + 1), "top_k"),
             (
                 with(|r| r.options.sampling.logit_bias = vec![(n, 1.0)]),
                 "logit_bias",
             ),
             (
-                GenerateRequest {
-                    prompt: Prompt::Tokens(vec![1, n + 5]),
-                    ..GenerateRequest::text("")
-                },
+                GenerateRequest::prompt(Prompt::Tokens(vec![1, n + 5])),
                 "not in the vocabulary",
             ),
-            (with(|r| r.options.logprobs = Some(50)), "logprobs"),
+            (
+                with(|r| r.options.json_schema = Some(serde_json::json!({"type": 12}))),
+                "json_schema",
+            ),
         ];
         for (req, needle) in cases {
-            let err = e.generate(req).unwrap_err().to_string();
+            let err = collect(e.generate(req).unwrap())
+                .await
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err:?} lacks {needle:?}");
         }
         let long = "once upon a time ".repeat(400);
@@ -299,7 +289,7 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
         );
         // max_tokens is clamped to the room left (a prompt of 300 to 400 tokens).
         let unit = "once upon a time ";
-        let per = e.tokenize(unit.into(), false, false).await.unwrap().len();
+        let per = e.tokenize(unit.into(), false).await.unwrap().len();
         let (_, done) = collect(e.generate(greedy(&unit.repeat(400 / per), 5000)).unwrap())
             .await
             .unwrap();
@@ -365,14 +355,15 @@ fn logprobs_list_top_alternatives() {
         let mut rx = e.generate(req).unwrap();
         let Some(Event::Token {
             token,
-            logprobs: Some((lp, alts)),
+            logprobs: Some(lp),
             ..
         }) = rx.recv().await
         else {
             panic!("no logprobs")
         };
+        let alts = lp.top;
         assert_eq!(alts.len(), 3);
-        assert!(lp <= 0.0);
+        assert!(lp.logprob <= 0.0);
         assert_eq!(alts[0].token, token, "greedy picks the most likely token");
         assert!(alts.windows(2).all(|w| w[0].logprob >= w[1].logprob));
     });
@@ -382,10 +373,7 @@ fn logprobs_list_top_alternatives() {
 fn tokenize_round_trips_and_checks_tokens() {
     rt().block_on(async {
         let e = engine(1).await;
-        let t = e
-            .tokenize("Once upon a time".into(), false, false)
-            .await
-            .unwrap();
+        let t = e.tokenize("Once upon a time".into(), false).await.unwrap();
         assert!(!t.is_empty());
         assert_eq!(
             e.detokenize(t).await.unwrap().trim_start(),
@@ -393,7 +381,7 @@ fn tokenize_round_trips_and_checks_tokens() {
         );
         assert!(matches!(
             e.detokenize(vec![-1]).await,
-            Err(EngineError::InvalidParam { .. })
+            Err(RunnerError::InvalidParam { .. })
         ));
     });
 }
@@ -402,11 +390,9 @@ fn tokenize_round_trips_and_checks_tokens() {
 fn embeddings_are_unit_vectors() {
     let (path, _) = model();
     rt().block_on(async {
-        let e = Engine::load(EngineConfig {
-            model: path,
-            slots: 1,
-            embeddings: true,
-            ..EngineConfig::default()
+        let e = Engine::load(Launch {
+            mode: Mode::Embedding,
+            ..launch(path, 1)
         })
         .await
         .unwrap();
@@ -420,13 +406,13 @@ fn embeddings_are_unit_vectors() {
             .unwrap();
         assert_eq!(out.len(), 3);
         assert_eq!(
-            out[0].0.len(),
+            out[0].embedding.len(),
             e.props().n_embd as usize,
             "embedding width is the model's"
         );
-        let norm: f32 = out[0].0.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let norm: f32 = out[0].embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-3);
-        assert_eq!(out[0].0, out[1].0);
-        assert_ne!(out[0].0, out[2].0);
+        assert_eq!(out[0].embedding, out[1].embedding);
+        assert_ne!(out[0].embedding, out[2].embedding);
     });
 }

@@ -31,6 +31,7 @@ pub mod http;
 pub mod progress;
 mod pull;
 mod push;
+mod session;
 
 pub use client::{Mount, Registry, RemoteManifest};
 pub use config::RegistryConfig;

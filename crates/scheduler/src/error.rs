@@ -1,7 +1,7 @@
 //! Errors of model scheduling.
 
-use modelrunner_engine::EngineError;
 use modelrunner_format::gguf::format_bytes;
+use modelrunner_protocol::RunnerError;
 use thiserror::Error;
 
 fn mib(b: &u64) -> String {
@@ -72,9 +72,9 @@ pub enum SchedulerError {
     /// The daemon is stopping.
     #[error("the daemon is shutting down")]
     ShuttingDown,
-    /// The runner failed a request.
+    /// The runner refused or failed a request (or a setting was out of range).
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Runner(#[from] RunnerError),
     /// A file of the scheduler could not be written or read.
     #[error("{context}: {source}")]
     Io {

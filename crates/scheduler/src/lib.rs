@@ -18,6 +18,7 @@
 mod error;
 mod keepalive;
 pub mod memory;
+mod process;
 mod runner;
 mod scheduler;
 mod settings;
@@ -25,8 +26,10 @@ mod settings;
 pub use error::SchedulerError;
 pub use keepalive::KeepAlive;
 pub use memory::{Estimate, ModelShape};
+pub use modelrunner_protocol::Mode;
+pub use process::{strip_ansi, RunnerProcess, RUNNER_FAILURE_PREFIX};
 pub use runner::Key;
 pub use scheduler::{
     CounterSnapshot, ModelSpec, RunnerGuard, RunnerStatus, Scheduler, SchedulerConfig, Unload,
 };
-pub use settings::{Mode, RuntimeSettings, SavedSettings, SettingsStore};
+pub use settings::{RuntimeSettings, SavedSettings, SettingsStore};

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use modelrunner_engine::{Props, RunnerClient, RunnerProcess};
+use modelrunner_protocol::{Launch, Mode, Props, RunnerClient};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::keepalive::KeepAlive;
 use crate::memory::Estimate;
-use crate::settings::Mode;
+use crate::process::RunnerProcess;
 
 /// A runner's identity: one process per model and mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -194,7 +194,7 @@ pub(crate) fn reap_leftovers(run_dir: &Path) -> usize {
     killed
 }
 
-/// Whether `pid` is a `modelrunnerd runner` serving `socket` (PIDs get reused).
+/// Whether `pid` is a runner serving `socket` (PIDs get reused).
 fn is_our_runner(pid: i32, socket: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
@@ -203,7 +203,7 @@ fn is_our_runner(pid: i32, socket: &str) -> bool {
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    args.iter().any(|a| a == "runner") && !socket.is_empty() && args.iter().any(|a| a == socket)
+    !socket.is_empty() && Launch::from_args(&args).is_some_and(|l| l.socket.as_os_str() == socket)
 }
 
 #[cfg(test)]

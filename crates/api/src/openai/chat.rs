@@ -1,159 +1,137 @@
-//! `POST /v1/chat/completions`.
+//! `POST /v1/chat/completions`: the handler, and the encoder of its answer
+//! (`chat.completion`, or `chat.completion.chunk` frames).
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use modelrunner_engine::Event;
-use modelrunner_scheduler::Mode;
+use modelrunner_protocol::{Event, Usage};
 use serde_json::{json, Value};
 use tracing::instrument;
 
-use super::request::ChatCompletionRequest;
-use super::{chat_logprob, finish, on_runner, preload_only, sse, start, usage_json, Meta};
+use super::decode::{self, Decoded};
+use super::{begin, chat_logprob, finish, sse, usage_chunk, usage_json, Meta};
 use crate::extract::ApiJson;
-use crate::resolve::model_spec;
+use crate::pipeline::respond::{respond, Answer, Encoder};
 use crate::{ApiError, AppState};
 
 /// `POST /v1/chat/completions`.
-#[instrument(skip_all, fields(model = %req.model, stream = req.gen.stream))]
+#[instrument(skip_all, fields(model))]
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<ChatCompletionRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let engine_req = req.to_engine()?;
-    let spec = model_spec(&state, &req.model, Mode::Completion).await?;
-    if preload_only(&headers) {
-        state.scheduler.acquire(&spec, req.gen.keep_alive).await?;
+    let req = decode::chat(&body)?;
+    let Some(running) = begin(&state, &headers, &req).await? else {
         return Ok(StatusCode::OK.into_response());
-    }
-    let (guard, events) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
-        start(c, "/chat", engine_req.clone(), (&state.metrics, &spec.name))
-    })
-    .await?;
-    let mut events = Box::pin(events);
-    let meta = Meta::new("chatcmpl", &req.model);
-    let logprobs = req.logprobs;
-    if !req.gen.stream {
-        let mut text = String::new();
-        let mut lps = Vec::new();
-        while let Some(ev) = events.next().await {
-            match ev {
-                Event::Token {
-                    text: t,
-                    logprobs: lp,
-                    ..
-                } => {
-                    if let Some((p, top)) = lp {
-                        lps.push(chat_logprob(&t, p, &top));
-                    }
-                    text.push_str(&t);
-                }
-                Event::Done {
-                    finish_reason,
-                    usage,
-                    ..
-                } => {
-                    drop(guard);
-                    return Ok(axum::Json(json!({
-                        "id": meta.id,
-                        "object": "chat.completion",
-                        "created": meta.created,
-                        "model": meta.model,
-                        "system_fingerprint": null,
-                        "choices": [{
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "logprobs": if logprobs { json!({"content": lps}) } else { Value::Null },
-                            "finish_reason": finish(finish_reason),
-                        }],
-                        "usage": usage_json(&usage),
-                    }))
-                    .into_response());
-                }
-                Event::Error { message, .. } => return Err(failed(&message)),
-            }
-        }
-        return Err(failed("the runner ended the stream without a result"));
-    }
-    let include_usage = req
-        .gen
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
-    let chunk = move |delta: Value, lp: Value, fin: Value| {
-        let mut c = json!({
-            "id": meta.id, "object": "chat.completion.chunk", "created": meta.created,
-            "model": meta.model, "system_fingerprint": null,
-            "choices": [{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fin}],
-        });
-        if include_usage {
-            c["usage"] = Value::Null;
-        }
-        c
     };
-    let first = sse::frame(&chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-        Value::Null,
-    ));
-    let plain = sse::Template::new(&chunk(
-        json!({ "content": sse::SLOT }),
-        Value::Null,
-        Value::Null,
-    ));
-    let frames = events
-        .map(move |ev| {
-            let _hold = &guard;
-            match ev {
-                Event::Token {
-                    text, logprobs: lp, ..
-                } => {
-                    if text.is_empty() && lp.is_none() {
-                        return vec![];
-                    }
-                    match lp {
-                        Some((p, top)) if logprobs => {
-                            let lp = json!({"content": [chat_logprob(&text, p, &top)]});
-                            vec![sse::frame(&chunk(
-                                json!({"content": text}),
-                                lp,
-                                Value::Null,
-                            ))]
-                        }
-                        _ => vec![plain.render(&text)],
-                    }
-                }
-                Event::Done {
-                    finish_reason,
-                    usage,
-                    ..
-                } => {
-                    let mut out = vec![sse::frame(&chunk(
-                        json!({}),
-                        Value::Null,
-                        json!(finish(finish_reason)),
-                    ))];
-                    if include_usage {
-                        let mut u = chunk(json!({}), Value::Null, Value::Null);
-                        u["choices"] = json!([]);
-                        u["usage"] = usage_json(&usage);
-                        out.push(sse::frame(&u));
-                    }
-                    out.push(sse::done());
-                    out
-                }
-                Event::Error { message, .. } => vec![sse::error_frame(&message)],
-            }
-        })
-        .flat_map(futures::stream::iter);
-    Ok(sse::response(futures::stream::iter([first]).chain(frames)))
+    let encoder = ChatEncoder::new(&req);
+    respond(running, req.stream, encoder).await
 }
 
-/// A generation that failed after it started.
-pub(crate) fn failed(message: &str) -> ApiError {
-    let mut e = ApiError::internal(format!("generation failed: {message}"));
-    e.code = Some("engine_error");
-    e
+/// One `chat.completion.chunk`.
+fn chunk(meta: &Meta, include_usage: bool, delta: Value, lp: Value, fin: Value) -> Value {
+    let choice = json!({"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fin});
+    meta.chunk("chat.completion.chunk", include_usage, choice)
+}
+
+/// Chat's answer.
+struct ChatEncoder {
+    meta: Meta,
+    logprobs: bool,
+    include_usage: bool,
+    /// A content chunk around the token's text, rendered once.
+    plain: sse::Template,
+}
+
+impl ChatEncoder {
+    fn new(req: &Decoded) -> ChatEncoder {
+        let meta = Meta::new("chatcmpl", &req.generation.model);
+        let slot = chunk(
+            &meta,
+            req.include_usage,
+            json!({ "content": sse::SLOT }),
+            Value::Null,
+            Value::Null,
+        );
+        ChatEncoder {
+            meta,
+            logprobs: req.logprobs,
+            include_usage: req.include_usage,
+            plain: sse::Template::new(&slot),
+        }
+    }
+
+    fn chunk(&self, delta: Value, lp: Value, fin: Value) -> Value {
+        chunk(&self.meta, self.include_usage, delta, lp, fin)
+    }
+}
+
+impl Encoder for ChatEncoder {
+    fn collected(&self, answer: Answer) -> Response {
+        let c = &answer.choices[0];
+        let lps: Vec<Value> = c
+            .logprobs
+            .iter()
+            .map(|t| chat_logprob(&t.text, t.logprob.logprob, &t.logprob.top))
+            .collect();
+        axum::Json(json!({
+            "id": self.meta.id,
+            "object": "chat.completion",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "system_fingerprint": null,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": c.text},
+                "logprobs": if self.logprobs { json!({"content": lps}) } else { Value::Null },
+                "finish_reason": finish(c.finish_reason),
+            }],
+            "usage": usage_json(&answer.usage),
+        }))
+        .into_response()
+    }
+
+    fn open(&mut self) -> Vec<Bytes> {
+        vec![sse::frame(&self.chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+            Value::Null,
+        ))]
+    }
+
+    fn event(&mut self, _i: usize, event: Event) -> Vec<Bytes> {
+        match event {
+            Event::Token {
+                text, logprobs: lp, ..
+            } => match lp {
+                Some(lp) if self.logprobs => {
+                    let lp = json!({"content": [chat_logprob(&text, lp.logprob, &lp.top)]});
+                    vec![sse::frame(&self.chunk(
+                        json!({"content": text}),
+                        lp,
+                        Value::Null,
+                    ))]
+                }
+                _ if text.is_empty() => vec![],
+                _ => vec![self.plain.render(&text)],
+            },
+            Event::Done { finish_reason, .. } => vec![sse::frame(&self.chunk(
+                json!({}),
+                Value::Null,
+                json!(finish(finish_reason)),
+            ))],
+            Event::Error { .. } => vec![],
+        }
+    }
+
+    fn close(&mut self, usage: Usage) -> Vec<Bytes> {
+        let chunk = || self.chunk(json!({}), Value::Null, Value::Null);
+        sse::last(self.include_usage.then(|| usage_chunk(chunk(), &usage)))
+    }
+
+    fn fail(&mut self, error: ApiError) -> Vec<Bytes> {
+        vec![sse::error_frame(&error)]
+    }
 }

@@ -1,20 +1,18 @@
-//! `POST /v1/completions`: one or several prompts (each takes a slot), streamed or not.
+//! `POST /v1/completions`: one or several prompts (each takes a slot), streamed or not;
+//! the handler, and the encoder of its answer (`text_completion`).
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use modelrunner_engine::protocol::TokenLogprob;
-use modelrunner_engine::{Event, Prompt, Usage};
-use modelrunner_scheduler::Mode;
+use modelrunner_protocol::{Event, Input, Prompt, RunnerClient, TokenLogprob, Usage};
 use serde_json::{json, Map, Value};
 use tracing::instrument;
 
-use super::chat::failed;
-use super::request::CompletionRequest;
-use super::{add_usage, finish, on_runner, preload_only, sse, start, usage_json, Meta};
+use super::decode::{self, Decoded};
+use super::{begin, finish, sse, usage_chunk, usage_json, Meta};
 use crate::extract::ApiJson;
-use crate::resolve::model_spec;
+use crate::pipeline::respond::{respond, Answer, Encoder};
 use crate::{ApiError, AppState};
 
 /// The legacy `logprobs` object, built token by token.
@@ -47,182 +45,166 @@ impl Logprobs {
 }
 
 /// `POST /v1/completions`.
-#[instrument(skip_all, fields(model = %req.model, stream = req.gen.stream))]
+#[instrument(skip_all, fields(model))]
 pub(crate) async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<CompletionRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let requests = req.to_engine()?;
-    let spec = model_spec(&state, &req.model, Mode::Completion).await?;
-    if preload_only(&headers) {
-        state.scheduler.acquire(&spec, req.gen.keep_alive).await?;
+    let req = decode::completion(&body)?;
+    let Some(running) = begin(&state, &headers, &req).await? else {
         return Ok(StatusCode::OK.into_response());
-    }
-    let mut guards = Vec::with_capacity(requests.len());
-    let mut echoes = Vec::with_capacity(requests.len());
-    let mut streams = Vec::with_capacity(requests.len());
-    for (i, r) in requests.into_iter().enumerate() {
-        let (g, s) = on_runner(&state, &spec, req.gen.keep_alive, |c| {
-            start(c, "/generate", r.clone(), (&state.metrics, &spec.name))
-        })
-        .await?;
-        echoes.push(if req.echo {
-            echo_text(&g, &r.prompt).await?
-        } else {
-            String::new()
+    };
+    let echoes = if req.echo {
+        echo_texts(running.client(), &req).await?
+    } else {
+        vec![String::new(); req.generation.choices.len()]
+    };
+    let encoder = CompletionEncoder::new(&req, echoes);
+    respond(running, req.stream, encoder).await
+}
+
+/// Each prompt's text, for `echo`.
+async fn echo_texts(client: RunnerClient, req: &Decoded) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::with_capacity(req.generation.choices.len());
+    for c in &req.generation.choices {
+        out.push(match &c.input {
+            Input::Prompt {
+                prompt: Prompt::Text(t),
+                ..
+            } => t.clone(),
+            Input::Prompt {
+                prompt: Prompt::Tokens(t),
+                ..
+            } => client.detokenize(t).await?,
+            Input::Chat(_) => String::new(),
         });
-        guards.push(g);
-        streams.push(Box::pin(s.map(move |e| (i, e))));
     }
-    let n = streams.len();
-    let mut events = futures::stream::select_all(streams);
-    let meta = Meta::new("cmpl", &req.model);
-    let want_lp = req.logprobs.is_some();
-    if !req.gen.stream {
-        let mut texts = echoes;
-        let mut lps: Vec<Logprobs> = (0..n).map(|_| Logprobs::default()).collect();
-        let mut fins = vec![None; n];
-        let mut usage = Usage::default();
-        while let Some((i, ev)) = events.next().await {
-            match ev {
-                Event::Token { text, logprobs, .. } => {
-                    if let Some((p, top)) = logprobs {
-                        lps[i].push(texts[i].len(), &text, p, &top);
-                    }
-                    texts[i].push_str(&text);
-                }
-                Event::Done {
-                    finish_reason,
-                    usage: u,
-                    ..
-                } => {
-                    fins[i] = Some(finish_reason);
-                    add_usage(&mut usage, &u);
-                }
-                Event::Error { message, .. } => return Err(failed(&message)),
-            }
-        }
-        drop(guards);
-        let choices: Vec<Value> = (0..n)
+    Ok(out)
+}
+
+/// One `text_completion` chunk of choice `i`.
+fn chunk(meta: &Meta, include_usage: bool, i: usize, text: &str, lp: Value, fin: Value) -> Value {
+    let choice = json!({"text": text, "index": i, "logprobs": lp, "finish_reason": fin});
+    meta.chunk("text_completion", include_usage, choice)
+}
+
+/// Text completion's answer.
+struct CompletionEncoder {
+    meta: Meta,
+    logprobs: bool,
+    include_usage: bool,
+    /// The echoed prompts, which the texts start with.
+    echoes: Vec<String>,
+    /// Where each choice's next token starts in its text.
+    offsets: Vec<usize>,
+    /// A chunk of each choice around the token's text, rendered once.
+    plain: Vec<sse::Template>,
+}
+
+impl CompletionEncoder {
+    fn new(req: &Decoded, echoes: Vec<String>) -> Self {
+        let meta = Meta::new("cmpl", &req.generation.model);
+        let plain = (0..echoes.len())
             .map(|i| {
+                let c = chunk(
+                    &meta,
+                    req.include_usage,
+                    i,
+                    sse::SLOT,
+                    Value::Null,
+                    Value::Null,
+                );
+                sse::Template::new(&c)
+            })
+            .collect();
+        CompletionEncoder {
+            meta,
+            logprobs: req.logprobs,
+            include_usage: req.include_usage,
+            offsets: echoes.iter().map(String::len).collect(),
+            echoes,
+            plain,
+        }
+    }
+
+    fn chunk(&self, i: usize, text: &str, lp: Value, fin: Value) -> Value {
+        chunk(&self.meta, self.include_usage, i, text, lp, fin)
+    }
+}
+
+impl Encoder for CompletionEncoder {
+    fn collected(&self, answer: Answer) -> Response {
+        let choices: Vec<Value> = answer
+            .choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let echo = &self.echoes[i];
+                let mut lps = Logprobs::default();
+                for t in &c.logprobs {
+                    lps.push(
+                        echo.len() + t.offset,
+                        &t.text,
+                        t.logprob.logprob,
+                        &t.logprob.top,
+                    );
+                }
                 json!({
-                    "text": texts[i], "index": i,
-                    "logprobs": if want_lp { lps[i].json() } else { Value::Null },
-                    "finish_reason": fins[i].map(finish),
+                    "text": format!("{echo}{}", c.text), "index": i,
+                    "logprobs": if self.logprobs { lps.json() } else { Value::Null },
+                    "finish_reason": finish(c.finish_reason),
                 })
             })
             .collect();
-        if fins.iter().any(Option::is_none) {
-            return Err(failed("the runner ended a stream without a result"));
-        }
-        return Ok(axum::Json(json!({
-            "id": meta.id, "object": "text_completion", "created": meta.created,
-            "model": meta.model, "system_fingerprint": null,
-            "choices": choices, "usage": usage_json(&usage),
+        axum::Json(json!({
+            "id": self.meta.id, "object": "text_completion", "created": self.meta.created,
+            "model": self.meta.model, "system_fingerprint": null,
+            "choices": choices, "usage": usage_json(&answer.usage),
         }))
-        .into_response());
+        .into_response()
     }
-    let include_usage = req
-        .gen
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
-    let chunk = move |i: usize, text: &str, lp: Value, fin: Value| {
-        let mut c = json!({
-            "id": meta.id, "object": "text_completion", "created": meta.created,
-            "model": meta.model, "system_fingerprint": null,
-            "choices": [{"text": text, "index": i, "logprobs": lp, "finish_reason": fin}],
-        });
-        if include_usage {
-            c["usage"] = Value::Null;
-        }
-        c
-    };
-    let first: Vec<_> = echoes
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| !e.is_empty())
-        .map(|(i, e)| sse::frame(&chunk(i, e, Value::Null, Value::Null)))
-        .collect();
-    let plain: Vec<sse::Template> = (0..n)
-        .map(|i| sse::Template::new(&chunk(i, sse::SLOT, Value::Null, Value::Null)))
-        .collect();
-    let mut offsets = echoes.iter().map(String::len).collect::<Vec<_>>();
-    let mut left = n;
-    let mut usage = Usage::default();
-    let frames = events
-        // After an error nothing more is sent, not even other prompts' tokens.
-        .scan(false, |failed, (i, ev)| {
-            let pass = (!*failed).then_some((i, ev));
-            *failed = *failed
-                || pass
-                    .as_ref()
-                    .is_some_and(|(_, e)| matches!(e, Event::Error { .. }));
-            futures::future::ready(pass)
-        })
-        .map(move |(i, ev)| {
-            let _hold = &guards;
-            match ev {
-                Event::Token { text, logprobs, .. } => {
-                    if text.is_empty() && logprobs.is_none() {
-                        return vec![];
-                    }
-                    let frame = match logprobs {
-                        Some((p, top)) if want_lp => {
-                            let mut l = Logprobs::default();
-                            l.push(offsets[i], &text, p, &top);
-                            sse::frame(&chunk(i, &text, l.json(), Value::Null))
-                        }
-                        _ => plain[i].render(&text),
-                    };
-                    offsets[i] += text.len();
-                    vec![frame]
-                }
-                Event::Done {
-                    finish_reason,
-                    usage: u,
-                    ..
-                } => {
-                    add_usage(&mut usage, &u);
-                    left -= 1;
-                    let mut out = vec![sse::frame(&chunk(
-                        i,
-                        "",
-                        Value::Null,
-                        json!(finish(finish_reason)),
-                    ))];
-                    if left == 0 {
-                        if include_usage {
-                            let mut c = chunk(0, "", Value::Null, Value::Null);
-                            c["choices"] = json!([]);
-                            c["usage"] = usage_json(&usage);
-                            out.push(sse::frame(&c));
-                        }
-                        out.push(sse::done());
-                    }
-                    out
-                }
-                Event::Error { message, .. } => vec![sse::error_frame(&message)],
-            }
-        })
-        .flat_map(futures::stream::iter);
-    Ok(sse::response(futures::stream::iter(first).chain(frames)))
-}
 
-/// The prompt's text for `echo`.
-async fn echo_text(
-    g: &modelrunner_scheduler::RunnerGuard,
-    prompt: &Prompt,
-) -> Result<String, ApiError> {
-    match prompt {
-        Prompt::Text(t) => Ok(t.clone()),
-        Prompt::Tokens(t) => {
-            let v: Value = g
-                .client()
-                .call(Method::POST, "/detokenize", Some(&json!({"tokens": t})))
-                .await?;
-            Ok(v["content"].as_str().unwrap_or_default().to_string())
+    fn open(&mut self) -> Vec<Bytes> {
+        self.echoes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(i, e)| sse::frame(&self.chunk(i, e, Value::Null, Value::Null)))
+            .collect()
+    }
+
+    fn event(&mut self, i: usize, event: Event) -> Vec<Bytes> {
+        match event {
+            Event::Token { text, logprobs, .. } => {
+                let frame = match logprobs {
+                    Some(lp) if self.logprobs => {
+                        let mut l = Logprobs::default();
+                        l.push(self.offsets[i], &text, lp.logprob, &lp.top);
+                        sse::frame(&self.chunk(i, &text, l.json(), Value::Null))
+                    }
+                    _ if text.is_empty() => return vec![],
+                    _ => self.plain[i].render(&text),
+                };
+                self.offsets[i] += text.len();
+                vec![frame]
+            }
+            Event::Done { finish_reason, .. } => vec![sse::frame(&self.chunk(
+                i,
+                "",
+                Value::Null,
+                json!(finish(finish_reason)),
+            ))],
+            Event::Error { .. } => vec![],
         }
+    }
+
+    fn close(&mut self, usage: Usage) -> Vec<Bytes> {
+        let chunk = || self.chunk(0, "", Value::Null, Value::Null);
+        sse::last(self.include_usage.then(|| usage_chunk(chunk(), &usage)))
+    }
+
+    fn fail(&mut self, error: ApiError) -> Vec<Bytes> {
+        vec![sse::error_frame(&error)]
     }
 }

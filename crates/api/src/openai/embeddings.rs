@@ -1,18 +1,19 @@
 //! `POST /v1/embeddings`: runs the model in embedding mode (its own runner).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use modelrunner_engine::Prompt;
-use modelrunner_scheduler::{KeepAlive, Mode};
+use modelrunner_protocol::{EmbedRequest, Mode, Prompt};
+use modelrunner_scheduler::KeepAlive;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
 
-use super::request::PromptInput;
-use super::{on_runner, preload_only};
+use super::decode::PromptInput;
+use super::preload_only;
 use crate::extract::ApiJson;
+use crate::pipeline::{self, on_runner};
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
 
@@ -26,16 +27,6 @@ pub(crate) struct EmbeddingsRequest {
     keep_alive: Option<KeepAlive>,
 }
 
-fn bad(param: &str, msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg).param(param)
-}
-
-fn to_i32(v: &[i64]) -> Result<Vec<i32>, ApiError> {
-    v.iter()
-        .map(|t| i32::try_from(*t).map_err(|_| bad("input", format!("token {t} is out of range"))))
-        .collect()
-}
-
 /// `POST /v1/embeddings`.
 #[instrument(skip_all, fields(model = %req.model))]
 pub(crate) async fn embeddings(
@@ -47,78 +38,54 @@ pub(crate) async fn embeddings(
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(bad(
+            return Err(ApiError::invalid(
                 "encoding_format",
                 format!("encoding_format must be float or base64, got {other:?}"),
             ))
         }
     };
-    let inputs: Vec<Prompt> = match &req.input {
-        PromptInput::Text(t) => vec![Prompt::Text(t.clone())],
-        PromptInput::Texts(v) => v.iter().cloned().map(Prompt::Text).collect(),
-        PromptInput::Tokens(t) => vec![Prompt::Tokens(to_i32(t)?)],
-        PromptInput::TokenLists(v) => v
-            .iter()
-            .map(|t| to_i32(t).map(Prompt::Tokens))
-            .collect::<Result<_, _>>()?,
-    };
-    if inputs.is_empty() || inputs.len() > 2048 {
-        return Err(bad("input", "give from 1 to 2048 inputs"));
+    let input = req.input.prompts("input")?;
+    if input.is_empty() || input.len() > 2048 {
+        return Err(ApiError::invalid("input", "give from 1 to 2048 inputs"));
     }
-    if inputs.iter().any(|p| {
+    if input.iter().any(|p| {
         matches!(p, Prompt::Text(t) if t.is_empty())
             || matches!(p, Prompt::Tokens(t) if t.is_empty())
     }) {
-        return Err(bad("input", "inputs must not be empty"));
+        return Err(ApiError::invalid("input", "inputs must not be empty"));
     }
-    let spec = model_spec(&state, &req.model, Mode::Embedding).await?;
     if preload_only(&headers) {
-        state.scheduler.acquire(&spec, req.keep_alive).await?;
+        pipeline::preload(&state, &req.model, Mode::Embedding, req.keep_alive).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let body = json!({ "input": inputs });
+    let spec = model_spec(&state, &req.model, Mode::Embedding).await?;
+    let body = EmbedRequest { input };
     let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
-        let body = body.clone();
-        async move {
-            c.call::<Value>(Method::POST, "/embeddings", Some(&body))
-                .await
-        }
+        let body = &body;
+        async move { c.embed(body).await }
     })
     .await?;
     // The width is known once the model is loaded.
+    let width = guard.props().n_embd;
+    drop(guard);
     if let Some(d) = req.dimensions {
-        if i64::from(d) != i64::from(guard.props().n_embd) {
-            return Err(bad(
+        if i64::from(d) != i64::from(width) {
+            return Err(ApiError::invalid(
                 "dimensions",
-                format!(
-                    "this model gives {} dimensions; it cannot shorten them to {d}",
-                    guard.props().n_embd
-                ),
+                format!("this model gives {width} dimensions; it cannot shorten them to {d}"),
             ));
         }
     }
-    drop(guard);
-    let mut total = 0u64;
-    let data: Vec<Value> = out["data"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
+    let total: u64 = out.iter().map(|e| u64::from(e.tokens)).sum();
+    let data: Vec<Value> = out
+        .into_iter()
         .enumerate()
-        .map(|(i, d)| {
-            total += d["tokens"].as_u64().unwrap_or(0);
+        .map(|(i, e)| {
             let embedding = if base64 {
-                let floats = d["embedding"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                let mut bytes = Vec::with_capacity(floats.len() * 4);
-                for f in floats {
-                    bytes.extend_from_slice(&(f.as_f64().unwrap_or(0.0) as f32).to_le_bytes());
-                }
+                let bytes: Vec<u8> = e.embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
                 json!(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
-                d["embedding"].clone()
+                json!(e.embedding)
             };
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })

@@ -2,14 +2,14 @@
 //! `/tokenize`, `/detokenize`, `/apply-template`.
 
 use axum::extract::State;
-use axum::http::Method;
 use axum::Json;
-use modelrunner_scheduler::Mode;
+use modelrunner_protocol::{Mode, RunnerClient, RunnerError, TokenizeRequest as RunnerTokenize};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::on_runner;
+use super::decode::conversation;
 use crate::extract::ApiJson;
+use crate::pipeline::on_runner;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
 
@@ -39,19 +39,17 @@ pub(crate) struct ApplyTemplateRequest {
     tools: Option<Value>,
 }
 
-async fn call(
+/// Runs `op` on the model's completion runner.
+async fn with_runner<T, Fut>(
     state: &AppState,
     model: &str,
-    path: &'static str,
-    body: Value,
-) -> Result<Value, ApiError> {
+    op: impl Fn(RunnerClient) -> Fut,
+) -> Result<T, ApiError>
+where
+    Fut: std::future::Future<Output = Result<T, RunnerError>>,
+{
     let spec = model_spec(state, model, Mode::Completion).await?;
-    let (_, v) = on_runner(state, &spec, None, |c| {
-        let body = body.clone();
-        async move { c.call::<Value>(Method::POST, path, Some(&body)).await }
-    })
-    .await?;
-    Ok(v)
+    Ok(on_runner(state, &spec, None, op).await?.1)
 }
 
 /// `POST /tokenize`: `{"tokens": [...]}`, or with `with_pieces` `[{"id", "piece"}]`.
@@ -59,26 +57,27 @@ pub(crate) async fn tokenize(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let out = call(
-        &state,
-        &req.model,
-        "/tokenize",
-        json!({"content": req.content, "add_special": req.add_special}),
-    )
+    let body = RunnerTokenize {
+        content: req.content,
+        add_special: req.add_special,
+    };
+    let with_pieces = req.with_pieces;
+    let out = with_runner(&state, &req.model, |c| {
+        let body = &body;
+        async move {
+            let tokens = c.tokenize(body).await?;
+            if !with_pieces {
+                return Ok(json!({ "tokens": tokens }));
+            }
+            let mut pieces = Vec::with_capacity(tokens.len());
+            for t in tokens {
+                pieces.push(json!({"id": t, "piece": c.detokenize(&[t]).await?}));
+            }
+            Ok(json!({ "tokens": pieces }))
+        }
+    })
     .await?;
-    if !req.with_pieces {
-        return Ok(Json(out));
-    }
-    let tokens: Vec<i64> = out["tokens"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default();
-    let mut pieces = Vec::with_capacity(tokens.len());
-    for t in tokens {
-        let p = call(&state, &req.model, "/detokenize", json!({"tokens": [t]})).await?;
-        pieces.push(json!({"id": t, "piece": p["content"]}));
-    }
-    Ok(Json(json!({ "tokens": pieces })))
+    Ok(Json(out))
 }
 
 /// `POST /detokenize`: `{"content": "..."}`.
@@ -90,20 +89,16 @@ pub(crate) async fn detokenize(
         .tokens
         .iter()
         .map(|t| {
-            i32::try_from(*t).map_err(|_| {
-                ApiError::bad_request(format!("token {t} is out of range")).param("tokens")
-            })
+            i32::try_from(*t)
+                .map_err(|_| ApiError::invalid("tokens", format!("token {t} is out of range")))
         })
         .collect::<Result<Vec<i32>, _>>()?;
-    Ok(Json(
-        call(
-            &state,
-            &req.model,
-            "/detokenize",
-            json!({ "tokens": tokens }),
-        )
-        .await?,
-    ))
+    let content = with_runner(&state, &req.model, |c| {
+        let tokens = &tokens;
+        async move { c.detokenize(tokens).await }
+    })
+    .await?;
+    Ok(Json(json!({ "content": content })))
 }
 
 /// `POST /apply-template`: `{"prompt": "..."}`, the exact text the engine would get.
@@ -111,22 +106,11 @@ pub(crate) async fn apply_template(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ApplyTemplateRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let chat = super::request::ChatCompletionRequest {
-        model: req.model.clone(),
-        messages: req.messages,
-        tools: req.tools,
-        logprobs: false,
-        top_logprobs: None,
-        gen: Default::default(),
-    }
-    .to_engine()?;
-    Ok(Json(
-        call(
-            &state,
-            &req.model,
-            "/apply-template",
-            serde_json::to_value(&chat).expect("serialises"),
-        )
-        .await?,
-    ))
+    let chat = conversation(&req.messages, req.tools)?;
+    let prompt = with_runner(&state, &req.model, |c| {
+        let chat = &chat;
+        async move { c.apply_template(chat).await }
+    })
+    .await?;
+    Ok(Json(json!({ "prompt": prompt })))
 }

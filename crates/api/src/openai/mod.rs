@@ -1,87 +1,50 @@
-//! OpenAI-compatible inference: chat and text completions, embeddings, model listing,
-//! and llama-server's helper routes, all under `/v1`, `/engines/v1` and
-//! `/engines/llama.cpp/v1`.
+//! The OpenAI dialect: chat and text completions, embeddings, model listing, and
+//! llama-server's helper routes, all under `/v1`, `/engines/v1` and
+//! `/engines/llama.cpp/v1`. `decode` turns requests into the pipeline's; `chat` and
+//! `completions` hold the handlers and their encoders; `error` is the envelope.
 
 pub(crate) mod chat;
 pub(crate) mod completions;
+pub(crate) mod decode;
 pub(crate) mod embeddings;
+pub(crate) mod error;
 pub(crate) mod helpers;
 pub(crate) mod models;
-pub(crate) mod request;
+pub(crate) mod routes;
 pub(crate) mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
-use std::future::Future;
-
-use futures::{Stream, StreamExt};
-use modelrunner_engine::protocol::TokenLogprob;
-use modelrunner_engine::{EngineError, Event, FinishReason, RunnerClient, Usage};
-use modelrunner_scheduler::{KeepAlive, ModelSpec, RunnerGuard};
-use serde::Serialize;
+use modelrunner_protocol::{FinishReason, Mode, TokenLogprob, Usage};
 use serde_json::{json, Value};
-use tracing::warn;
 
-use crate::metrics::Metrics;
+use crate::pipeline::{self, Running};
 use crate::{ApiError, AppState};
 
-/// Acquires the model's runner and runs `op` on it. A runner that cannot be reached (it
-/// crashed between requests and its supervisor has not noticed yet) is retired and the
-/// operation tried once more on a fresh one, so that a crash costs only the requests
-/// that were running in it.
-pub(crate) async fn on_runner<T, Fut>(
+/// What every OpenAI generation route does before its encoder runs: `None` when the
+/// client only asked to load the model (Docker's `X-Preload-Only`), else the started
+/// generation.
+pub(crate) async fn begin(
     state: &AppState,
-    spec: &ModelSpec,
-    keep_alive: Option<KeepAlive>,
-    op: impl Fn(RunnerClient) -> Fut,
-) -> Result<(RunnerGuard, T), ApiError>
-where
-    Fut: Future<Output = Result<T, EngineError>>,
-{
-    let mut retried = false;
-    loop {
-        let guard = state.scheduler.acquire(spec, keep_alive).await?;
-        match op(guard.client().clone()).await {
-            Ok(v) => return Ok((guard, v)),
-            Err(EngineError::Stopped(why)) if !retried => {
-                warn!(model = %spec.name, cause = %why, "runner unreachable; loading it again");
-                guard.retire();
-                retried = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    headers: &HeaderMap,
+    req: &decode::Decoded,
+) -> Result<Option<Running>, ApiError> {
+    let g = &req.generation;
+    tracing::Span::current().record("model", g.model.as_str());
+    if preload_only(headers) {
+        pipeline::preload(state, &g.model, Mode::Completion, g.keep_alive).await?;
+        return Ok(None);
     }
+    pipeline::start(state, g).await.map(Some)
 }
 
-/// Starts a generation and waits for its first event, so that a request the engine
-/// rejects (a prompt longer than the context, a grammar that does not compile) gets a
-/// 400 rather than a stream that fails, and a runner that dies before its first token
-/// can be replaced.
-pub(crate) async fn start(
-    client: RunnerClient,
-    path: &'static str,
-    body: impl Serialize,
-    watch: (&Arc<Metrics>, &str),
-) -> Result<impl Stream<Item = Event> + Send + 'static, EngineError> {
-    let started = std::time::Instant::now();
-    let s = watch
-        .0
-        .observe(watch.1, started, client.stream(path, &body).await?);
-    let mut s = Box::pin(s);
-    let first = s
-        .next()
-        .await
-        .unwrap_or_else(|| Event::failure("the runner ended the stream without a result"));
-    if first.is_rejection() {
-        return Err(first.as_error().expect("an error event"));
-    }
-    if let Event::Error { message, .. } = &first {
-        return Err(EngineError::Stopped(message.clone()));
-    }
-    Ok(futures::stream::iter([first]).chain(s))
+/// The chunk that carries a stream's usage: `chunk` with no choices.
+pub(crate) fn usage_chunk(mut chunk: Value, usage: &Usage) -> Value {
+    chunk["choices"] = json!([]);
+    chunk["usage"] = usage_json(usage);
+    chunk
 }
 
 /// Identity of one response, shared by its chunks.
@@ -109,6 +72,19 @@ impl Meta {
             model: model.to_string(),
         }
     }
+
+    /// A streamed chunk of `object` with one choice; with `include_usage` it carries
+    /// `usage: null` (the last chunk carries the usage).
+    pub fn chunk(&self, object: &str, include_usage: bool, choice: Value) -> Value {
+        let mut c = json!({
+            "id": self.id, "object": object, "created": self.created,
+            "model": self.model, "system_fingerprint": null, "choices": [choice],
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    }
 }
 
 /// OpenAI's `usage`.
@@ -119,13 +95,6 @@ pub(crate) fn usage_json(u: &Usage) -> Value {
         "total_tokens": u.prompt_tokens + u.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
     })
-}
-
-/// Sums usages of several prompts.
-pub(crate) fn add_usage(a: &mut Usage, b: &Usage) {
-    a.prompt_tokens += b.prompt_tokens;
-    a.cached_tokens += b.cached_tokens;
-    a.completion_tokens += b.completion_tokens;
 }
 
 pub(crate) fn finish(f: FinishReason) -> &'static str {

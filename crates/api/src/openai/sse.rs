@@ -1,13 +1,10 @@
 //! Server-sent events as OpenAI sends them: `data: {json}\n\n`, ending with
 //! `data: [DONE]`, or with an error event (and no `[DONE]`) when generation fails.
 
-use std::convert::Infallible;
+use axum::body::Bytes;
+use serde_json::Value;
 
-use axum::body::{Body, Bytes};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt};
-use serde_json::{json, Value};
+use crate::ApiError;
 
 /// One `data:` frame.
 pub(crate) fn frame(v: &Value) -> Bytes {
@@ -18,28 +15,17 @@ pub(crate) fn frame(v: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-/// The closing frame of a successful stream.
-pub(crate) fn done() -> Bytes {
-    Bytes::from_static(b"data: [DONE]\n\n")
+/// The last frames of a successful stream: the usage chunk when there is one, then
+/// `data: [DONE]`.
+pub(crate) fn last(usage: Option<Value>) -> Vec<Bytes> {
+    let mut out: Vec<Bytes> = usage.iter().map(frame).collect();
+    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    out
 }
 
 /// The frame that ends a failed stream; SDKs raise it as an API error.
-pub(crate) fn error_frame(message: &str) -> Bytes {
-    frame(
-        &json!({"error": {"message": message, "type": "server_error", "param": null, "code": "engine_error"}}),
-    )
-}
-
-/// A `text/event-stream` response over frames.
-pub(crate) fn response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(frames.map(Ok::<_, Infallible>)),
-    )
-        .into_response()
+pub(crate) fn error_frame(e: &ApiError) -> Bytes {
+    frame(&super::error::body(e))
 }
 
 /// A chunk whose only varying part is one string (a token's text), rendered once around
@@ -79,6 +65,7 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_template_renders_like_the_tree() {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Scheduler, Slot};
 use crate::memory::{self, Estimate};
-use crate::settings::Mode;
+use modelrunner_protocol::Mode;
 
 /// A runner as `GET /engines/ps` shows it (Docker's fields first).
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,157 @@
+//! Every option of the daemon, declared once: one struct per concern that clap fills
+//! from flags and the environment and serde fills from the file. The field's name is
+//! the file's key and the flag's id, its doc comment the `--help` text, its type the one
+//! parser of its value, and its clap default the built-in default.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use modelrunner_protocol::launch::{DEFAULT_CONTEXT_CAP, DEFAULT_PARALLEL};
+use modelrunner_scheduler::KeepAlive;
+use serde::{Deserialize, Serialize};
+
+use super::values::{Listen, Size, Span};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the daemon listens, and who may use it.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct Access {
+    /// Address and port to listen on, or "none" for the Unix socket only
+    #[arg(long, env = "MODELRUNNER_LISTEN", default_value = "127.0.0.1:12434")]
+    pub listen: Listen,
+    /// Unix socket to listen on as well (mode 0660: the daemon's group may use it)
+    #[arg(long, env = "MODELRUNNER_SOCKET")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// Digest of an accepted API key (`sha256:<hex>`, from `modelrunnerd hash-key`);
+    /// repeatable, or comma-separated in the environment
+    #[arg(
+        long = "api-key-hash",
+        env = "MODELRUNNER_API_KEY_HASHES",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// File of accepted API key digests, one per line
+    #[arg(long, env = "MODELRUNNER_API_KEYS_FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Listen beyond loopback without API keys (anyone who can connect may use it)
+    #[arg(long, env = "MODELRUNNER_INSECURE_NO_AUTH")]
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+    /// An origin browsers may call from (CORS), besides localhost; repeatable
+    #[arg(
+        long = "cors-origin",
+        env = "MODELRUNNER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+/// Logging.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct Logging {
+    /// Log level or filter ("info", "debug", "modelrunner_registry=debug"); RUST_LOG, when
+    /// set, wins
+    #[arg(long, env = "MODELRUNNER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format
+    #[arg(long, env = "MODELRUNNER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// The store and the sizes of what requests may bring.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct Storage {
+    /// Model store directory [default: $XDG_DATA_HOME/modelrunner]
+    #[arg(long, env = "MODELRUNNER_STORE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
+    /// Largest JSON request body in bytes
+    #[arg(long, env = "MODELRUNNER_BODY_LIMIT", default_value_t = 16 << 20)]
+    pub body_limit: usize,
+    /// Largest model archive accepted by POST /models/load, in bytes
+    #[arg(long, env = "MODELRUNNER_MAX_LOAD_SIZE", default_value_t = 1 << 40)]
+    pub max_load_size: u64,
+}
+
+/// How models are served.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct Serving {
+    /// Idle time before a model is unloaded: a duration ("5m", "1h"), "0" or "-1" (never)
+    #[arg(
+        long,
+        env = "MODELRUNNER_KEEP_ALIVE",
+        allow_hyphen_values = true,
+        default_value = "5m"
+    )]
+    pub keep_alive: KeepAlive,
+    /// Parallel request slots per loaded model
+    #[arg(long, env = "MODELRUNNER_PARALLEL", default_value_t = DEFAULT_PARALLEL)]
+    pub parallel: u32,
+    /// Requests that may wait per model beyond its slots; more get 503
+    #[arg(long, env = "MODELRUNNER_MAX_QUEUE", default_value_t = 64)]
+    pub max_queue: usize,
+    /// Memory all loaded models together may use ("8GiB", "512MiB", bytes) [default: what
+    /// the machine has available]
+    #[arg(long, env = "MODELRUNNER_MEMORY_LIMIT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<Size>,
+    /// Largest default context per slot; a model's trained context is used up to this
+    #[arg(long, env = "MODELRUNNER_DEFAULT_CONTEXT", default_value_t = DEFAULT_CONTEXT_CAP)]
+    pub default_context: u32,
+    /// Generation threads per model [default: physical cores]
+    #[arg(long, env = "MODELRUNNER_THREADS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// Layers to offload to the GPU (CUDA builds)
+    #[arg(long, env = "MODELRUNNER_GPU_LAYERS", default_value_t = 0)]
+    pub gpu_layers: u32,
+    /// Time between health checks of a running model ("5s")
+    #[arg(
+        long,
+        env = "MODELRUNNER_HEALTH_INTERVAL",
+        allow_hyphen_values = true,
+        default_value = "5s"
+    )]
+    pub health_interval: Span,
+    /// On SIGTERM, how long in-flight requests may take to finish ("30s")
+    #[arg(
+        long,
+        env = "MODELRUNNER_SHUTDOWN_TIMEOUT",
+        allow_hyphen_values = true,
+        default_value = "30s"
+    )]
+    pub shutdown_timeout: Span,
+}
+
+/// Registry flags, added to the file's `[registries]` lists.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegistryFlags {
+    /// A registry (`host` or `host:port`) reached over plain HTTP or unverified TLS;
+    /// repeatable, or comma-separated in the environment (loopback ones need no listing)
+    #[arg(
+        long = "insecure-registry",
+        env = "MODELRUNNER_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// A PEM file of extra CA certificates for registries; repeatable
+    #[arg(
+        long = "registry-ca-cert",
+        env = "MODELRUNNER_REGISTRY_CA_CERTS",
+        value_delimiter = ','
+    )]
+    pub registry_ca_certs: Vec<PathBuf>,
+}

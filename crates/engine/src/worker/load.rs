@@ -1,0 +1,182 @@
+//! Loading a model and its context the way the launch description says, and the facts
+//! the runner reports about them.
+
+use std::num::NonZeroU32;
+
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use modelrunner_protocol::launch::DEFAULT_CONTEXT_CAP;
+use modelrunner_protocol::{Launch, Mode, Props, RunnerError};
+
+/// The numbers a loaded runner works with, resolved from the launch description.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub slots: u32,
+    pub slot_ctx: u32,
+    pub threads: u32,
+    pub batch: u32,
+}
+
+fn load_error(message: impl Into<String>) -> RunnerError {
+    RunnerError::Load {
+        message: message.into(),
+    }
+}
+
+fn physical_cores() -> u32 {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let mut cores = std::collections::HashSet::new();
+    let (mut phys, mut core) = (None, None);
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            match k.trim() {
+                "physical id" => phys = Some(v.trim().to_string()),
+                "core id" => core = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+        if line.trim().is_empty() {
+            if let (Some(p), Some(c)) = (phys.take(), core.take()) {
+                cores.insert((p, c));
+            }
+        }
+    }
+    let n = cores.len() as u32;
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Initialises llama.cpp's backend without loading a model and returns this process's
+/// resident memory: a runner's baseline, for memory estimates.
+pub fn baseline_rss() -> Result<u64, RunnerError> {
+    backend()?;
+    Ok(rss_bytes())
+}
+
+/// llama.cpp's backend, initialised once per process (it cannot be initialised twice).
+pub(crate) fn backend() -> Result<&'static LlamaBackend, RunnerError> {
+    static BACKEND: std::sync::OnceLock<Result<LlamaBackend, String>> = std::sync::OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| load_error(e.clone()))
+}
+
+/// The model file's name, for messages (never its full path: clients see these).
+fn file_name(launch: &Launch) -> String {
+    launch.model.file_name().map_or_else(
+        || "the model file".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Loads the model's weights.
+pub(crate) fn model(launch: &Launch) -> Result<LlamaModel, RunnerError> {
+    let backend = backend()?;
+    let name = file_name(launch);
+    if !launch.model.is_file() {
+        return Err(load_error(format!("{name}: no such file")));
+    }
+    let params = LlamaModelParams::default().with_n_gpu_layers(launch.settings.gpu_layers());
+    LlamaModel::load_from_file(backend, &launch.model, &params).map_err(|e| {
+        tracing::warn!(path = %launch.model.display(), cause = %e, "loading the model failed");
+        load_error(format!("{name}: {e}"))
+    })
+}
+
+/// Creates the context: one KV stream per slot, sized as the launch says.
+pub(crate) fn context<'m>(
+    model: &'m LlamaModel,
+    launch: &Launch,
+) -> Result<(LlamaContext<'m>, Shape), RunnerError> {
+    let s = &launch.settings;
+    let trained = model.n_ctx_train();
+    let slot_ctx = s
+        .context_size
+        .unwrap_or(trained.min(DEFAULT_CONTEXT_CAP))
+        .max(16);
+    let slots = s.parallel().max(1);
+    let threads = s.threads.unwrap_or_else(physical_cores).max(1);
+    let n_ctx = slot_ctx * slots;
+    let batch = s.batch_size().clamp(16, n_ctx);
+    let mut params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(batch)
+        .with_n_ubatch(batch)
+        .with_n_seq_max(slots)
+        // One KV stream per slot: each sequence attends over its own cells only. In one
+        // unified cache every decode step's attention spans every slot's cells, and
+        // batched decoding barely beats one stream (measured in docs/performance.md).
+        .with_kv_unified(false)
+        .with_n_threads(threads as i32)
+        .with_n_threads_batch(threads as i32);
+    if s.gpu_layers() == 0 {
+        // On the CPU, llama.cpp's flash-attention kernel halves decode speed (it is faster
+        // only for long prompts); GPUs keep llama.cpp's automatic choice.
+        params =
+            params.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+    }
+    if launch.mode == Mode::Embedding {
+        params = params
+            .with_embeddings(true)
+            .with_pooling_type(LlamaPoolingType::Mean);
+    }
+    let backend = backend()?;
+    let ctx = model
+        .new_context(backend, params)
+        .map_err(|e| load_error(format!("creating the context: {e}")))?;
+    Ok((
+        ctx,
+        Shape {
+            slots,
+            slot_ctx,
+            threads,
+            batch,
+        },
+    ))
+}
+
+fn token_text(model: &LlamaModel, t: llama_cpp_2::token::LlamaToken) -> String {
+    String::from_utf8_lossy(&model.vocab().token_to_piece(t, true, None)).into_owned()
+}
+
+/// What the runner reports about the loaded model.
+pub(crate) fn props(model: &LlamaModel, shape: Shape, mode: Mode) -> Props {
+    Props {
+        slot_context: shape.slot_ctx,
+        slots: shape.slots,
+        trained_context: model.n_ctx_train(),
+        n_vocab: model.n_vocab(),
+        n_embd: model.n_embd(),
+        n_params: model.n_params(),
+        model_bytes: model.size(),
+        rss_bytes: rss_bytes(),
+        threads: shape.threads,
+        mode,
+        chat_template: model
+            .meta_val_str("tokenizer.chat_template")
+            .unwrap_or_default(),
+        bos_token: token_text(model, model.vocab().bos()),
+        eos_token: token_text(model, model.vocab().eos()),
+    }
+}

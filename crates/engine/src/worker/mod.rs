@@ -1,0 +1,202 @@
+//! The batch loop: one dedicated thread owns the llama.cpp model and context. Requests
+//! arrive over a bounded channel, each with its own event sender; new requests join
+//! between decode steps, long prompts are fed in chunks, and each slot keeps its KV cache
+//! so a follow-up that shares a prefix only processes the new tokens.
+//!
+//! - `load`: the model and context, as the launch description says;
+//! - `slots`: giving queued requests to slots (prefix reuse), checking them against the
+//!   model;
+//! - `step`: one decode step over every active slot, and sampling;
+//! - `embed`: embeddings.
+
+mod embed;
+pub(crate) mod load;
+mod slots;
+mod step;
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use modelrunner_protocol::{Embedding, Event, GenerateOptions, Launch, Prompt, Props, RunnerError};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+use tracing::info;
+
+use crate::text::Utf8Decoder;
+use slots::Slot;
+
+/// A generation for the loop: a prompt (already rendered) and how to generate.
+pub(crate) struct Generation {
+    pub prompt: Prompt,
+    pub add_special: bool,
+    pub options: GenerateOptions,
+    pub events: UnboundedSender<Event>,
+    pub arrived: Instant,
+}
+
+/// Work for the engine thread.
+pub(crate) enum Job {
+    Generate(Box<Generation>),
+    Tokenize {
+        text: String,
+        add_special: bool,
+        reply: oneshot::Sender<Vec<i32>>,
+    },
+    Detokenize {
+        tokens: Vec<i32>,
+        reply: oneshot::Sender<Result<String, RunnerError>>,
+    },
+    Embed {
+        inputs: Vec<Prompt>,
+        reply: oneshot::Sender<Result<Vec<Embedding>, RunnerError>>,
+    },
+}
+
+/// Loads the model and runs the loop until the channel closes. `ready` gets the props
+/// (or the load error) once the model is loaded.
+pub(crate) fn run(
+    launch: Launch,
+    jobs: Receiver<Job>,
+    ready: oneshot::Sender<Result<Props, RunnerError>>,
+) {
+    let model = match load::model(&launch) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let (mut ctx, shape) = match load::context(&model, &launch) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    info!(
+        slots = shape.slots,
+        slot_ctx = shape.slot_ctx,
+        threads = shape.threads,
+        batch = shape.batch,
+        "model loaded"
+    );
+    let _ = ready.send(Ok(load::props(&model, shape, launch.mode)));
+    let mut engine = Loop {
+        model: &model,
+        slots: (0..shape.slots as i32).map(Slot::new).collect(),
+        queue: VecDeque::new(),
+        slot_ctx: shape.slot_ctx,
+        batch: LlamaBatch::new(shape.batch as usize, shape.slots as i32),
+        batch_size: shape.batch as usize,
+    };
+    engine.run(&mut ctx, &jobs);
+    info!("engine stopped");
+}
+
+struct Loop<'m> {
+    model: &'m LlamaModel,
+    slots: Vec<Slot>,
+    queue: VecDeque<Box<Generation>>,
+    slot_ctx: u32,
+    batch: LlamaBatch<'static>,
+    batch_size: usize,
+}
+
+impl Loop<'_> {
+    fn busy(&self) -> bool {
+        !self.queue.is_empty() || self.slots.iter().any(|s| s.active.is_some())
+    }
+
+    fn run(&mut self, ctx: &mut LlamaContext<'_>, jobs: &Receiver<Job>) {
+        loop {
+            if !self.busy() {
+                match jobs.recv() {
+                    Ok(job) => self.take(ctx, job),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => self.take(ctx, job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        if !self.busy() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            self.assign();
+            self.step(ctx);
+        }
+    }
+
+    fn piece(&self, t: LlamaToken) -> Vec<u8> {
+        self.model.vocab().token_to_piece(t, false, None)
+    }
+
+    /// Text into tokens; `parse_special` reads special tokens' text as those tokens.
+    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<LlamaToken> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, parse_special)
+    }
+
+    /// The tokens of a prompt.
+    fn tokens(&self, prompt: &Prompt, add_special: bool, parse_special: bool) -> Vec<LlamaToken> {
+        match prompt {
+            Prompt::Text(t) => self.tokenize(t, add_special, parse_special),
+            Prompt::Tokens(t) => t.iter().map(|t| LlamaToken(*t)).collect(),
+        }
+    }
+
+    /// Token IDs outside the vocabulary, as an error naming `param`.
+    fn check_vocab(&self, param: &str, tokens: &[i32]) -> Result<(), RunnerError> {
+        let n = self.model.n_vocab();
+        match tokens.iter().find(|t| **t < 0 || **t >= n) {
+            Some(t) => Err(RunnerError::invalid(
+                param,
+                format!("token {t} is not in the vocabulary (0..{n})"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn take(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        match job {
+            Job::Generate(g) => self.queue.push_back(g),
+            Job::Tokenize {
+                text,
+                add_special,
+                reply,
+            } => {
+                let t = self
+                    .tokenize(&text, add_special, true)
+                    .into_iter()
+                    .map(|t| t.0);
+                let _ = reply.send(t.collect());
+            }
+            Job::Detokenize { tokens, reply } => {
+                let r = self.check_vocab("tokens", &tokens).map(|()| {
+                    let mut d = Utf8Decoder::default();
+                    let mut s = String::new();
+                    for t in tokens {
+                        s.push_str(&d.push(&self.piece(LlamaToken(t))));
+                    }
+                    s.push_str(&d.finish());
+                    s
+                });
+                let _ = reply.send(r);
+            }
+            Job::Embed { inputs, reply } => {
+                let r = self.embed(ctx, inputs);
+                let _ = reply.send(r);
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@
 
 mod error;
 mod filters;
+mod rewrite;
 
 use chrono::NaiveDateTime;
 use minijinja::{Environment, UndefinedBehavior};
@@ -53,42 +54,6 @@ pub struct ChatTemplate {
 
 const NAME: &str = "chat_template";
 
-/// Rewrites `{% generation %}` / `{% endgeneration %}` (a transformers extension that
-/// only marks assistant text) into a block that always renders, keeping any whitespace
-/// control markers.
-fn rewrite_generation_tags(src: &str) -> String {
-    let mut out = String::with_capacity(src.len());
-    let mut rest = src;
-    while let Some(start) = rest.find("{%") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("%}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let tag = &rest[start..start + end + 2];
-        let inner =
-            tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-        let open = if tag[2..].starts_with(['-', '+']) {
-            &tag[..3]
-        } else {
-            "{%"
-        };
-        let close = if tag[..tag.len() - 2].ends_with(['-', '+']) {
-            &tag[tag.len() - 3..]
-        } else {
-            "%}"
-        };
-        match inner {
-            "generation" => out.push_str(&format!("{open} if true {close}")),
-            "endgeneration" => out.push_str(&format!("{open} endif {close}")),
-            _ => out.push_str(tag),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
 impl ChatTemplate {
     /// Compiles a template with default limits.
     pub fn new(source: &str) -> Result<Self, TemplateError> {
@@ -110,7 +75,7 @@ impl ChatTemplate {
         env.set_recursion_limit(100);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::install(&mut env);
-        env.add_template_owned(NAME.to_string(), rewrite_generation_tags(source))
+        env.add_template_owned(NAME.to_string(), rewrite::rewrite(source))
             .map_err(TemplateError::from_minijinja)?;
         Ok(ChatTemplate { env, limits })
     }

@@ -240,6 +240,23 @@ impl Daemon {
         trained
     }
 
+    /// Packages the chat model with the test template of `family` (`hermes`, `llama3`,
+    /// `mistral`, `gpt-oss`) as `tag`; returns whether the model is stories260K.
+    pub fn package_with_template(&self, tag: &str, family: &str) -> bool {
+        let (p, trained) = modelrunner_testkit::chat_model(self.dir.path());
+        let t = self.dir.path().join(format!("{family}.jinja"));
+        std::fs::write(&t, modelrunner_testkit::template(family).source).unwrap();
+        self.ok(&[
+            "package",
+            "--gguf",
+            p.to_str().unwrap(),
+            "--chat-template",
+            t.to_str().unwrap(),
+            tag,
+        ]);
+        trained
+    }
+
     /// Packages a generated tiny llama as `tag`.
     pub fn package_tiny(&self, tag: &str, seed: u64) {
         let p = self.dir.path().join(format!("tiny{seed}.gguf"));

@@ -1,6 +1,7 @@
 //! The official OpenAI SDKs (Python and Node, installed by `scripts/sdk.sh`) against the
 //! real daemon: chat (streaming and not), completions, embeddings, model listing,
-//! `json_schema` output, and the SDKs' own exception types for errors.
+//! `json_schema` output, the SDKs' own exception types for errors, and tool calls through
+//! the Python SDK, the OpenAI Agents SDK and LangChain.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +50,17 @@ fn python_sdk() {
     d.package_chat_model("stories");
     let mut cmd = Command::new(python);
     cmd.arg(source("test_openai.py"));
+    run(cmd, &d);
+}
+
+#[test]
+fn python_clients_call_tools() {
+    let python = sdk_dir().join("venv/bin/python");
+    require(&python);
+    let d = Daemon::start(&[]);
+    d.package_with_template("stories", "hermes");
+    let mut cmd = Command::new(python);
+    cmd.arg(source("test_tools.py"));
     run(cmd, &d);
 }
 

@@ -58,6 +58,8 @@ pub struct ApiConfig {
     pub api_keys: Vec<security::KeyHash>,
     /// Origins allowed by CORS besides the loopback ones.
     pub cors_origins: Vec<String>,
+    /// What becomes of reasoning when a request does not say.
+    pub reasoning_format: modelrunner_protocol::ReasoningFormat,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +70,7 @@ impl Default for ApiConfig {
             loopback_hosts_only: true,
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
+            reasoning_format: Default::default(),
         }
     }
 }

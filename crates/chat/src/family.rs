@@ -491,7 +491,12 @@ impl Family {
             F::CommandR7b => tags("<|START_THINKING|>", "<|END_THINKING|>"),
             F::Ministral if source.contains("[THINK]") => tags("[THINK]", "[/THINK]"),
             F::Apertus => tags("<|inner_prefix|>", "<|inner_suffix|>"),
-            F::GptOss => None,
+            // Harmony's analysis channel; the harmony reader finds it by channel, these
+            // mark that reasoning is on (and what the strict grammar lets through).
+            F::GptOss => tags(
+                "<|channel|>analysis<|message|>",
+                "<|end|><|start|>assistant",
+            ),
             _ if source.contains("<think>") || source.contains("</think>") => Some(THINK),
             _ => None,
         }

@@ -123,6 +123,10 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
         loopback_hosts_only: listen.is_none_or(|a| a.ip().is_loopback()),
         api_keys: config.api_keys.clone(),
         cors_origins: config.access.cors_origins.clone(),
+        reasoning_format: match config.serving.reasoning_format {
+            config::Reasoning::Auto => modelrunner_protocol::ReasoningFormat::Auto,
+            config::Reasoning::None => modelrunner_protocol::ReasoningFormat::None,
+        },
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;

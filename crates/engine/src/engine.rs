@@ -46,12 +46,18 @@ impl Engine {
             message: "the engine thread died while loading".into(),
         })??;
         let template = Template::choose(template_file.as_deref(), &props)?;
-        Ok(Engine {
+        let props = Props {
+            chat_format: template.family().name().to_string(),
+            ..props
+        };
+        let engine = Engine {
             jobs: Some(tx),
             thread: Some(thread),
             props,
             template,
-        })
+        };
+        engine.send(Job::Preserve(engine.template.markers()))?;
+        Ok(engine)
     }
 
     /// Facts about the loaded model.
@@ -71,7 +77,7 @@ impl Engine {
 
     /// The prompt a conversation renders to.
     pub fn apply_template(&self, chat: &Chat) -> Result<String, RunnerError> {
-        Ok(self.template.render(chat)?.0)
+        Ok(self.template.render(chat)?.prompt)
     }
 
     /// Starts a generation (a conversation is rendered first); events arrive on the
@@ -89,14 +95,14 @@ impl Engine {
             ));
         }
         let arrived = Instant::now();
-        let (prompt, add_special) = match req.input {
+        let (prompt, add_special, format, tools) = match req.input {
             Input::Prompt {
                 prompt,
                 add_special,
-            } => (prompt, add_special),
+            } => (prompt, add_special, None, None),
             Input::Chat(chat) => {
-                let (text, add_special) = self.template.render(&chat)?;
-                (Prompt::Text(text), add_special)
+                let r = self.template.render(&chat)?;
+                (Prompt::Text(r.prompt), r.add_special, r.format, r.tools)
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -106,6 +112,8 @@ impl Engine {
             options: req.options,
             events: tx,
             arrived,
+            format,
+            tools,
         })))?;
         Ok(rx)
     }
@@ -191,6 +199,7 @@ pub async fn collect(
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Token { text: t, .. } => text.push_str(&t),
+            Event::Reasoning { .. } | Event::ToolCall { .. } => {}
             done @ Event::Done { .. } => return Ok((text, done)),
             Event::Error { error } => return Err(error),
         }

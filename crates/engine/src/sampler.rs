@@ -5,19 +5,25 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
+use modelrunner_chat::Constraint;
 use modelrunner_protocol::{Logprob, RunnerError, SamplingParams, TokenLogprob};
 
-/// Builds the chain for one request: grammar, bias, penalties, then greedy or
-/// top-k/top-p/min-p/temperature/dist.
+/// Builds the chain for one request: grammar (strict, or lazy from a trigger on), bias,
+/// penalties, then greedy or top-k/top-p/min-p/temperature/dist.
 pub(crate) fn build(
     model: &LlamaModel,
     p: &SamplingParams,
-    grammar: Option<&str>,
+    constraint: Option<&Constraint>,
 ) -> Result<LlamaSampler, RunnerError> {
     let n_vocab = model.n_vocab();
     let mut chain = Vec::new();
-    if let Some(g) = grammar {
-        let s = LlamaSampler::grammar(model, g, "root").map_err(|e| {
+    if let Some(c) = constraint {
+        let s = if c.lazy {
+            LlamaSampler::grammar_lazy_patterns(model, &c.grammar, "root", &c.triggers, &[])
+        } else {
+            LlamaSampler::grammar(model, &c.grammar, "root")
+        };
+        let s = s.map_err(|e| {
             RunnerError::invalid("grammar", format!("the grammar does not parse: {e}"))
         })?;
         chain.push(s);

@@ -34,6 +34,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context was reached.
     Length,
+    /// The model called tools.
+    ToolCalls,
 }
 
 /// Token counts.
@@ -82,6 +84,25 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         logprobs: Option<Logprob>,
     },
+    /// More of the model's reasoning.
+    Reasoning {
+        /// Text to append.
+        text: String,
+    },
+    /// A tool call, or more of one: the first event of call `index` has its id and
+    /// name, later ones only more of the arguments.
+    ToolCall {
+        /// Which call of this generation (0, 1, ...).
+        index: usize,
+        /// The call's id (first event only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// The function (first event only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// More of the arguments' JSON text.
+        arguments: String,
+    },
     /// The end.
     Done {
         /// Why.
@@ -115,7 +136,7 @@ impl Event {
 
     /// Whether nothing follows this event.
     pub fn is_last(&self) -> bool {
-        !matches!(self, Event::Token { .. })
+        matches!(self, Event::Done { .. } | Event::Error { .. })
     }
 }
 
@@ -144,6 +165,9 @@ pub struct Props {
     pub mode: Mode,
     /// The chat template in use.
     pub chat_template: String,
+    /// Its family: how it writes tool calls and reasoning (`hermes`, `llama3`, ...).
+    #[serde(default)]
+    pub chat_format: String,
     /// Text of the BOS token (for templates).
     pub bos_token: String,
     /// Text of the EOS token (for templates).

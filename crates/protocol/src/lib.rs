@@ -40,7 +40,10 @@ pub use event::{
     TokenizeRequest, Usage,
 };
 pub use launch::{Launch, Mode, Settings};
-pub use request::{Chat, GenerateOptions, GenerateRequest, Input, Prompt, SamplingParams};
+pub use request::{
+    Chat, GenerateOptions, GenerateRequest, Input, Prompt, ReasoningFormat, SamplingParams,
+    ToolChoice,
+};
 
 /// The runner's routes, named once for both ends.
 mod routes {

@@ -106,14 +106,53 @@ pub struct GenerateOptions {
     pub json_schema: Option<Value>,
 }
 
+/// Which tool calls the model must make.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ToolChoice {
+    /// Text or calls, as the model decides (once a call starts, it must be valid).
+    #[default]
+    Auto,
+    /// No calls (the tools are still shown to the model).
+    None,
+    /// At least one call.
+    Required,
+    /// A call of this function.
+    Function {
+        /// The function.
+        name: String,
+    },
+}
+
+/// What becomes of the model's reasoning.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningFormat {
+    /// Split off from the answer (`reasoning_content`).
+    #[default]
+    Auto,
+    /// Left in the answer's text, tags and all.
+    None,
+}
+
 /// A conversation for the model's chat template.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Chat {
     /// Messages as templates expect them (`role`, `content`, ...).
     pub messages: Vec<Value>,
-    /// Tools, passed to the template.
+    /// Tools in OpenAI's shape (`[{"type":"function","function":{...}}]`), passed to the
+    /// template and constraining calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Value>,
+    /// Which calls the model must make.
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+    /// Whether several calls may come at once.
+    #[serde(default = "yes")]
+    pub parallel_tool_calls: bool,
+    /// What becomes of reasoning.
+    #[serde(default)]
+    pub reasoning_format: ReasoningFormat,
     /// Whether the rendered prompt ends with the assistant's turn opened.
     #[serde(default = "yes")]
     pub add_generation_prompt: bool,
@@ -128,6 +167,9 @@ impl Chat {
         Chat {
             messages,
             tools: None,
+            tool_choice: ToolChoice::Auto,
+            parallel_tool_calls: true,
+            reasoning_format: ReasoningFormat::Auto,
             add_generation_prompt: true,
             template_kwargs: Map::new(),
         }

@@ -27,6 +27,7 @@ fn props() -> Props {
         threads: 1,
         mode: Mode::Completion,
         chat_template: "t".into(),
+        chat_format: "generic".into(),
         bos_token: "<s>".into(),
         eos_token: "</s>".into(),
     }

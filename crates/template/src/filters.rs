@@ -14,6 +14,44 @@ pub(crate) fn install(env: &mut Environment<'static>) {
         ))
     });
     env.add_filter("tojson", tojson);
+    env.add_filter("indent", indent);
+}
+
+/// Jinja2's `indent(width=4, first=False, blank=False)`: lines after the first (and the
+/// first with `first`) get `width` spaces (or the string `width`); blank lines stay
+/// blank unless `blank`. Unlike minijinja's own, a trailing newline is kept.
+fn indent(s: Value, width: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let first: bool = kwargs.get::<Option<bool>>("first")?.unwrap_or(false);
+    let blank: bool = kwargs.get::<Option<bool>>("blank")?.unwrap_or(false);
+    let width = match kwargs.get::<Option<Value>>("width")?.or(width) {
+        None => "    ".to_string(),
+        Some(w) => match w.as_str() {
+            Some(text) => text.to_string(),
+            None => " ".repeat(usize::try_from(w).unwrap_or(4)),
+        },
+    };
+    kwargs.assert_all_used()?;
+    let safe = s.is_safe();
+    let text = s.to_string() + "\n";
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len() + lines.len() * width.len());
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if blank || !line.is_empty() {
+                out.push_str(&width);
+            }
+        }
+        out.push_str(line);
+    }
+    if first {
+        out.insert_str(0, &width);
+    }
+    Ok(if safe {
+        Value::from_safe_string(out)
+    } else {
+        Value::from(out)
+    })
 }
 
 /// `strftime` with Python's codes (chrono's are a superset for the common ones).

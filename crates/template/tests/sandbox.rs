@@ -89,3 +89,27 @@ fn fallback_is_chatml() {
         "<|im_start|>user\nHi ü<|im_end|>\n<|im_start|>assistant\n"
     );
 }
+
+#[test]
+fn llama_templates_see_todays_date_and_python_idioms_work() {
+    let now = chrono::NaiveDate::from_ymd_opt(2025, 1, 2)
+        .unwrap()
+        .and_hms_opt(9, 0, 0)
+        .unwrap();
+    // Llama 3.x falls back to a fixed date when strftime_now is not defined.
+    let t = ChatTemplate::new(
+        "{%- if strftime_now is defined %}{{ strftime_now('%d %b %Y') }}{% else %}26 Jul 2024{% endif %}",
+    )
+    .unwrap();
+    assert_eq!(t.render_at(&ctx(), now).unwrap(), "02 Jan 2025");
+    // Jinja2's indent keeps a trailing newline (Command R+ relies on it).
+    let t = ChatTemplate::new("{{ '{\\n' | indent(4, first=true) }}|{{ 'a\\n\\nb' | indent(2) }}")
+        .unwrap();
+    assert_eq!(t.render(&ctx()).unwrap(), "    {\n|a\n\n  b");
+    // Kimi K2 keeps a queue with append and pop(0).
+    let t = ChatTemplate::new(
+        "{%- set ns = namespace(ids=[]) -%}{%- set _ = ns.ids.append('a') -%}{%- set _ = ns.ids.append('b') -%}{%- set x = ns.ids.pop(0) -%}{{ x }}{{ ns.ids | length }}",
+    )
+    .unwrap();
+    assert_eq!(t.render(&ctx()).unwrap(), "a1");
+}

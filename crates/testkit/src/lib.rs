@@ -11,7 +11,9 @@
 mod gguf;
 mod llama;
 mod shared;
+mod templates;
 
 pub use gguf::{small_gguf, GgufWriter, Kv, TensorData};
 pub use llama::LlamaSpec;
 pub use shared::{chat_model, shared_dir, stories260k};
+pub use templates::{template, TestTemplate};

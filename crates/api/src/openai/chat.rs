@@ -22,7 +22,7 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let req = decode::chat(&body)?;
+    let req = decode::chat(&body, state.config.reasoning_format)?;
     let Some(running) = begin(&state, &headers, &req).await? else {
         return Ok(StatusCode::OK.into_response());
     };
@@ -76,6 +76,23 @@ impl Encoder for ChatEncoder {
             .iter()
             .map(|t| chat_logprob(&t.text, t.logprob.logprob, &t.logprob.top))
             .collect();
+        let mut message = json!({"role": "assistant", "content": c.text});
+        if !c.reasoning.is_empty() {
+            message["reasoning_content"] = json!(c.reasoning);
+        }
+        if !c.tool_calls.is_empty() {
+            if c.text.is_empty() {
+                message["content"] = Value::Null;
+            }
+            message["tool_calls"] = c
+                .tool_calls
+                .iter()
+                .map(|t| {
+                    json!({"id": t.id, "type": "function",
+                           "function": {"name": t.name, "arguments": t.arguments}})
+                })
+                .collect();
+        }
         axum::Json(json!({
             "id": self.meta.id,
             "object": "chat.completion",
@@ -84,7 +101,7 @@ impl Encoder for ChatEncoder {
             "system_fingerprint": null,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": c.text},
+                "message": message,
                 "logprobs": if self.logprobs { json!({"content": lps}) } else { Value::Null },
                 "finish_reason": finish(c.finish_reason),
             }],
@@ -117,6 +134,28 @@ impl Encoder for ChatEncoder {
                 _ if text.is_empty() => vec![],
                 _ => vec![self.plain.render(&text)],
             },
+            Event::Reasoning { text } => vec![sse::frame(&self.chunk(
+                json!({ "reasoning_content": text }),
+                Value::Null,
+                Value::Null,
+            ))],
+            Event::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let mut call = json!({"index": index, "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = json!(id);
+                    call["type"] = json!("function");
+                }
+                if let Some(name) = name {
+                    call["function"]["name"] = json!(name);
+                }
+                let delta = json!({ "tool_calls": [call] });
+                vec![sse::frame(&self.chunk(delta, Value::Null, Value::Null))]
+            }
             Event::Done { finish_reason, .. } => vec![sse::frame(&self.chunk(
                 json!({}),
                 Value::Null,

@@ -195,7 +195,7 @@ impl Encoder for CompletionEncoder {
                 Value::Null,
                 json!(finish(finish_reason)),
             ))],
-            Event::Error { .. } => vec![],
+            Event::Reasoning { .. } | Event::ToolCall { .. } | Event::Error { .. } => vec![],
         }
     }
 

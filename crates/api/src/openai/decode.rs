@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use modelrunner_protocol::{Chat, GenerateOptions, GenerateRequest, Prompt, SamplingParams};
+use modelrunner_protocol::{
+    Chat, GenerateOptions, GenerateRequest, Prompt, ReasoningFormat, SamplingParams,
+};
 use modelrunner_scheduler::KeepAlive;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::tools::ToolFields;
 use crate::extract::from_value;
 use crate::pipeline::Generation;
 use crate::ApiError;
@@ -285,14 +288,18 @@ fn message(i: usize, m: &Value) -> Result<Value, ApiError> {
 #[derive(Debug, Deserialize)]
 struct ChatFields {
     messages: Vec<Value>,
-    tools: Option<Value>,
     #[serde(default)]
     logprobs: bool,
     top_logprobs: Option<u32>,
 }
 
-/// A conversation's messages checked and normalised for templates (`messages`, `tools`).
-pub(crate) fn conversation(messages: &[Value], tools: Option<Value>) -> Result<Chat, ApiError> {
+/// A conversation: its messages checked and normalised for templates, with its tools
+/// and reasoning settings (`default_reasoning` when it names none).
+pub(crate) fn conversation(
+    messages: &[Value],
+    body: &Value,
+    default_reasoning: ReasoningFormat,
+) -> Result<Chat, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid("messages", "messages must not be empty"));
     }
@@ -301,17 +308,16 @@ pub(crate) fn conversation(messages: &[Value], tools: Option<Value>) -> Result<C
         .enumerate()
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Chat {
-        tools,
-        ..Chat::new(messages)
-    })
+    let mut chat = Chat::new(messages);
+    from_value::<ToolFields>(body)?.apply(&mut chat, default_reasoning)?;
+    Ok(chat)
 }
 
 /// `POST /v1/chat/completions`.
-pub(crate) fn chat(body: &Value) -> Result<Decoded, ApiError> {
+pub(crate) fn chat(body: &Value, default_reasoning: ReasoningFormat) -> Result<Decoded, ApiError> {
     let common: Common = from_value(body)?;
     let f: ChatFields = from_value(body)?;
-    let chat = conversation(&f.messages, f.tools)?;
+    let chat = conversation(&f.messages, body, default_reasoning)?;
     if f.top_logprobs.is_some() && !f.logprobs {
         return Err(ApiError::invalid(
             "top_logprobs",
@@ -377,6 +383,10 @@ mod tests {
     use modelrunner_protocol::Input;
     use serde_json::json;
 
+    fn chat_(v: &Value) -> Result<Decoded, ApiError> {
+        chat(v, ReasoningFormat::Auto)
+    }
+
     fn first(d: &Decoded) -> &GenerateRequest {
         &d.generation.choices[0]
     }
@@ -390,7 +400,7 @@ mod tests {
 
     #[test]
     fn text_parts_flatten_and_developer_is_system() {
-        let d = chat(&json!({"model": "m", "messages": [
+        let d = chat_(&json!({"model": "m", "messages": [
             {"role": "developer", "content": "be brief", "evil": "x"},
             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
         ]}))
@@ -450,14 +460,14 @@ mod tests {
                 "temperature",
             ),
         ] {
-            let e = chat(&body).unwrap_err();
+            let e = chat_(&body).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
         }
     }
 
     #[test]
     fn fields_map_onto_the_internal_request() {
-        let d = chat(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        let d = chat_(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
             "temperature": 0, "max_completion_tokens": 7, "max_tokens": 99, "stop": "END", "seed": -1,
             "logprobs": true, "top_logprobs": 2, "logit_bias": {"5": -100},
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}}))

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::decode::conversation;
-use crate::extract::ApiJson;
+use crate::extract::{from_value, ApiJson};
 use crate::pipeline::on_runner;
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
@@ -36,7 +36,7 @@ pub(crate) struct DetokenizeRequest {
 pub(crate) struct ApplyTemplateRequest {
     model: String,
     messages: Vec<Value>,
-    tools: Option<Value>,
+    add_generation_prompt: Option<bool>,
 }
 
 /// Runs `op` on the model's completion runner.
@@ -104,9 +104,11 @@ pub(crate) async fn detokenize(
 /// `POST /apply-template`: `{"prompt": "..."}`, the exact text the engine would get.
 pub(crate) async fn apply_template(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<ApplyTemplateRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let chat = conversation(&req.messages, req.tools)?;
+    let req: ApplyTemplateRequest = from_value(&body)?;
+    let mut chat = conversation(&req.messages, &body, state.config.reasoning_format)?;
+    chat.add_generation_prompt = req.add_generation_prompt.unwrap_or(true);
     let prompt = with_runner(&state, &req.model, |c| {
         let chat = &chat;
         async move { c.apply_template(chat).await }

@@ -12,6 +12,7 @@ pub(crate) mod helpers;
 pub(crate) mod models;
 pub(crate) mod routes;
 pub(crate) mod sse;
+pub(crate) mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -101,6 +102,7 @@ pub(crate) fn finish(f: FinishReason) -> &'static str {
     match f {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
     }
 }
 

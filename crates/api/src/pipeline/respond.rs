@@ -27,11 +27,26 @@ pub(crate) struct TokenLogprobs {
     pub logprob: Logprob,
 }
 
+/// A tool call of a finished choice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ToolCall {
+    /// Its id.
+    pub id: String,
+    /// The function.
+    pub name: String,
+    /// The arguments' JSON text.
+    pub arguments: String,
+}
+
 /// One finished choice.
 #[derive(Debug, Clone)]
 pub(crate) struct Choice {
     /// The generated text.
     pub text: String,
+    /// The reasoning, split off from the text.
+    pub reasoning: String,
+    /// The tool calls.
+    pub tool_calls: Vec<ToolCall>,
     /// Per-token log-probabilities, when asked for.
     pub logprobs: Vec<TokenLogprobs>,
     /// Why it ended.
@@ -60,7 +75,8 @@ pub(crate) trait Encoder: Send + 'static {
     fn collected(&self, answer: Answer) -> Response;
     /// Frames before any event.
     fn open(&mut self) -> Vec<Bytes>;
-    /// Frames for one event of choice `i`: a token, or the end of that choice.
+    /// Frames for one event of choice `i`: a token, reasoning, a call, or the end of that
+    /// choice.
     fn event(&mut self, i: usize, event: Event) -> Vec<Bytes>;
     /// Frames after every choice has ended, with their summed usage.
     fn close(&mut self, usage: Usage) -> Vec<Bytes>;
@@ -103,6 +119,8 @@ pub(crate) async fn respond<E: Encoder>(
 async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, ApiError> {
     let n = running.streams.len();
     let mut texts = vec![String::new(); n];
+    let mut reasoning = vec![String::new(); n];
+    let mut calls: Vec<Vec<ToolCall>> = vec![Vec::new(); n];
     let mut logprobs: Vec<Vec<TokenLogprobs>> = vec![Vec::new(); n];
     let mut done: Vec<Option<(FinishReason, Usage)>> = vec![None; n];
     let mut events = interleave(running.streams);
@@ -120,6 +138,26 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
                 }
                 texts[i].push_str(&text);
             }
+            Event::Reasoning { text } => reasoning[i].push_str(&text),
+            Event::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let list = &mut calls[i];
+                if index >= list.len() {
+                    list.resize_with(index + 1, ToolCall::default);
+                }
+                let c = &mut list[index];
+                if let Some(id) = id {
+                    c.id = id;
+                }
+                if let Some(name) = name {
+                    c.name = name;
+                }
+                c.arguments.push_str(&arguments);
+            }
             Event::Done {
                 finish_reason,
                 usage,
@@ -131,7 +169,8 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
     drop(running.guards);
     let mut usage = Usage::default();
     let mut choices = Vec::with_capacity(n);
-    for ((text, logprobs), end) in texts.into_iter().zip(logprobs).zip(done) {
+    let parts = texts.into_iter().zip(reasoning).zip(calls).zip(logprobs);
+    for ((((text, reasoning), tool_calls), logprobs), end) in parts.zip(done) {
         let Some((finish_reason, u)) = end else {
             return Err(ApiError::generation_failed(
                 &modelrunner_protocol::RunnerError::Interrupted {
@@ -142,6 +181,8 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
         usage += u;
         choices.push(Choice {
             text,
+            reasoning,
+            tool_calls,
             logprobs,
             finish_reason,
         });

@@ -172,7 +172,15 @@ impl Builder<'_> {
             args = Some(r.clone());
             Ok(r)
         };
+        let mut tight = true;
         for piece in syn.call {
+            // White space may stand between markers and values, never inside a name
+            // or next to one (`to=functions.NAME`, `<function=NAME>`).
+            let word = matches!(piece, Piece::Name | Piece::Id | Piece::Index);
+            if !parts.is_empty() && !word && !tight {
+                parts.push("tc-ws".to_string());
+            }
+            tight = word;
             parts.push(match *piece {
                 Piece::Lit(l) => lit(l),
                 Piece::Name => lit(&tool.name),
@@ -186,7 +194,7 @@ impl Builder<'_> {
                 Piece::Params(p) => self.params(p, t, tool)?,
             });
         }
-        Ok(parts.join(" tc-ws "))
+        Ok(parts.join(" "))
     }
 
     /// Every allowed call, one alternative per tool.
@@ -259,10 +267,8 @@ pub fn build(
                 parallel: false,
             };
             let call = b.calls(&syn, &allowed)?;
-            let pre =
-                "( \"<|channel|>analysis<|message|>\" tc-text \"<|end|><|start|>assistant\" )?";
             let body = if strict {
-                format!("{pre} {call}")
+                format!("{} {call}", thinking(format.reasoning, false))
             } else {
                 call
             };

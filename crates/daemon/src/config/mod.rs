@@ -16,7 +16,7 @@ use modelrunner_api::security::KeyHash;
 use modelrunner_registry::RegistryConfig;
 use serde::Serialize;
 
-pub use options::{Access, LogFormat, Logging, RegistryFlags, Serving, Storage};
+pub use options::{Access, LogFormat, Logging, Reasoning, RegistryFlags, Serving, Storage};
 
 /// modelrunnerd: serves local models over HTTP.
 #[derive(Debug, Parser)]

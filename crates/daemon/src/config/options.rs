@@ -22,6 +22,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// What becomes of a model's reasoning when a request does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reasoning {
+    /// Split off into `reasoning_content`.
+    Auto,
+    /// Left in the answer's text.
+    None,
+}
+
 /// Where the daemon listens, and who may use it.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct Access {
@@ -126,6 +136,10 @@ pub struct Serving {
         default_value = "5s"
     )]
     pub health_interval: Span,
+    /// What becomes of reasoning (thinking) in answers when a request does not say:
+    /// "auto" splits it into reasoning_content, "none" leaves it in the text
+    #[arg(long, env = "MODELRUNNER_REASONING_FORMAT", default_value = "auto")]
+    pub reasoning_format: Reasoning,
     /// On SIGTERM, how long in-flight requests may take to finish ("30s")
     #[arg(
         long,

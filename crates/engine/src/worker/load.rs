@@ -176,6 +176,7 @@ pub(crate) fn props(model: &LlamaModel, shape: Shape, mode: Mode) -> Props {
         chat_template: model
             .meta_val_str("tokenizer.chat_template")
             .unwrap_or_default(),
+        chat_format: String::new(),
         bos_token: token_text(model, model.vocab().bos()),
         eos_token: token_text(model, model.vocab().eos()),
     }

@@ -29,6 +29,13 @@ use tracing::info;
 use crate::text::Utf8Decoder;
 use slots::Slot;
 
+/// The tools a generation's calls are held to.
+pub(crate) struct ToolCalls {
+    pub tools: Vec<modelrunner_chat::Tool>,
+    pub choice: modelrunner_chat::Choice,
+    pub parallel: bool,
+}
+
 /// A generation for the loop: a prompt (already rendered) and how to generate.
 pub(crate) struct Generation {
     pub prompt: Prompt,
@@ -36,6 +43,10 @@ pub(crate) struct Generation {
     pub options: GenerateOptions,
     pub events: UnboundedSender<Event>,
     pub arrived: Instant,
+    /// How to read the output (reasoning, calls); `None`: it is plain text.
+    pub format: Option<modelrunner_chat::Format>,
+    /// The tools, when calls are read and constrained.
+    pub tools: Option<ToolCalls>,
 }
 
 /// Work for the engine thread.
@@ -54,6 +65,8 @@ pub(crate) enum Job {
         inputs: Vec<Prompt>,
         reply: oneshot::Sender<Result<Vec<Embedding>, RunnerError>>,
     },
+    /// Special tokens with these texts are read as text (the chat format's markers).
+    Preserve(Vec<String>),
 }
 
 /// Loads the model and runs the loop until the channel closes. `ready` gets the props
@@ -88,6 +101,7 @@ pub(crate) fn run(
     let mut engine = Loop {
         model: &model,
         slots: (0..shape.slots as i32).map(Slot::new).collect(),
+        preserved: std::collections::HashSet::new(),
         queue: VecDeque::new(),
         slot_ctx: shape.slot_ctx,
         batch: LlamaBatch::new(shape.batch as usize, shape.slots as i32),
@@ -97,9 +111,22 @@ pub(crate) fn run(
     info!("engine stopped");
 }
 
+/// A token's text; special tokens only when they are preserved.
+fn piece(
+    model: &LlamaModel,
+    preserved: &std::collections::HashSet<LlamaToken>,
+    t: LlamaToken,
+) -> Vec<u8> {
+    model
+        .vocab()
+        .token_to_piece(t, preserved.contains(&t), None)
+}
+
 struct Loop<'m> {
     model: &'m LlamaModel,
     slots: Vec<Slot>,
+    /// Special tokens detokenized as their text (markers of the chat format).
+    preserved: std::collections::HashSet<LlamaToken>,
     queue: VecDeque<Box<Generation>>,
     slot_ctx: u32,
     batch: LlamaBatch<'static>,
@@ -137,7 +164,7 @@ impl Loop<'_> {
     }
 
     fn piece(&self, t: LlamaToken) -> Vec<u8> {
-        self.model.vocab().token_to_piece(t, false, None)
+        piece(self.model, &self.preserved, t)
     }
 
     /// Text into tokens; `parse_special` reads special tokens' text as those tokens.
@@ -196,6 +223,15 @@ impl Loop<'_> {
             Job::Embed { inputs, reply } => {
                 let r = self.embed(ctx, inputs);
                 let _ = reply.send(r);
+            }
+            Job::Preserve(markers) => {
+                for m in markers {
+                    if let [t] = self.tokenize(&m, false, true)[..] {
+                        if self.model.vocab().token_to_piece(t, true, None) == m.as_bytes() {
+                            self.preserved.insert(t);
+                        }
+                    }
+                }
             }
         }
     }

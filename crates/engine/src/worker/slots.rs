@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use modelrunner_chat::{Constraint, OutputReader};
 use modelrunner_protocol::{Event, RunnerError};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::debug;
@@ -32,6 +33,8 @@ pub(super) struct Active {
     pub logprobs: Option<u32>,
     /// Index in the current batch whose logits belong to this slot.
     pub batch_idx: Option<i32>,
+    /// Reads reasoning and calls out of the text; `None` passes it on as it is.
+    pub reader: Option<OutputReader>,
 }
 
 pub(super) struct Slot {
@@ -51,6 +54,11 @@ impl Slot {
             last_used: Instant::now(),
         }
     }
+}
+
+/// A JSON schema as GBNF, by llama.cpp's converter.
+fn schema_grammar(schema: &serde_json::Value) -> Result<String, String> {
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| e.to_string())
 }
 
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
@@ -110,6 +118,7 @@ impl Loop<'_> {
                 options,
                 events,
                 arrived,
+                format,
                 ..
             } = *g;
             slot.active = Some(Active {
@@ -127,6 +136,7 @@ impl Loop<'_> {
                 max_new: p.max_new,
                 logprobs: options.logprobs,
                 batch_idx: None,
+                reader: format.map(OutputReader::new),
             });
             slot.last_used = Instant::now();
         }
@@ -153,16 +163,36 @@ impl Loop<'_> {
         let room = self.slot_ctx - prompt.len() as u32;
         let o = &g.options;
         let max_new = o.max_tokens.map_or(room, |m| m.min(room));
-        let grammar = match (&o.grammar, &o.json_schema) {
+        let own = match (&o.grammar, &o.json_schema) {
             (Some(g), _) => Some(g.clone()),
-            (None, Some(schema)) => Some(
-                llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
-                    RunnerError::invalid("json_schema", format!("cannot convert the schema: {e}"))
-                })?,
-            ),
+            (None, Some(schema)) => Some(schema_grammar(schema).map_err(|e| {
+                RunnerError::invalid("json_schema", format!("cannot convert the schema: {e}"))
+            })?),
             (None, None) => None,
         };
-        let sampler = sampler::build(self.model, &o.sampling, grammar.as_deref())?;
+        let calls = match (&g.tools, &g.format) {
+            (Some(t), Some(f)) => {
+                let convert = |v: &serde_json::Value| schema_grammar(v);
+                modelrunner_chat::build_grammar(f, &t.tools, &t.choice, t.parallel, &convert)
+                    .map_err(|e| RunnerError::invalid(&e.param, e.message))?
+            }
+            _ => None,
+        };
+        let constraint = match (own, calls) {
+            (Some(_), Some(_)) => {
+                return Err(RunnerError::invalid(
+                    "response_format",
+                    "a grammar or JSON schema cannot be combined with tools",
+                ))
+            }
+            (Some(grammar), None) => Some(Constraint {
+                grammar,
+                lazy: false,
+                triggers: Vec::new(),
+            }),
+            (None, calls) => calls,
+        };
+        let sampler = sampler::build(self.model, &o.sampling, constraint.as_ref())?;
         Ok(Prepared {
             prompt,
             sampler,

@@ -12,6 +12,26 @@ use super::Loop;
 use crate::sampler;
 use crate::text::StopOutcome;
 
+/// The reasoning and call events of a delta (its content goes in the token's event).
+fn send_delta(
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+    reasoning: String,
+    calls: Vec<modelrunner_chat::CallDelta>,
+) {
+    if !reasoning.is_empty() {
+        let _ = events.send(Event::Reasoning { text: reasoning });
+    }
+    for c in calls {
+        let (id, name) = c.head.map_or((None, None), |(i, n)| (Some(i), Some(n)));
+        let _ = events.send(Event::ToolCall {
+            index: c.index,
+            id,
+            name,
+            arguments: c.arguments,
+        });
+    }
+}
+
 impl Loop<'_> {
     /// Builds one batch (first the next token of every generating slot, then prompt
     /// chunks up to the batch size), decodes it, and samples.
@@ -100,7 +120,8 @@ impl Loop<'_> {
     fn sample(&mut self, ctx: &mut LlamaContext<'_>, i: usize, idx: i32) {
         let model = self.model;
         let slot_ctx = self.slot_ctx as usize;
-        let piece = |t: LlamaToken| model.vocab().token_to_piece(t, false, None);
+        let preserved = &self.preserved;
+        let piece = |t: LlamaToken| super::piece(model, preserved, t);
         let slot = &mut self.slots[i];
         let a = slot.active.as_mut().expect("active");
         let token = a.sampler.sample(ctx, idx);
@@ -136,16 +157,33 @@ impl Loop<'_> {
             }
             text.push_str(&a.stops.finish());
         }
+        let text = match a.reader.as_mut() {
+            None => text,
+            Some(r) => {
+                let mut d = r.push(&text);
+                if finish.is_some() {
+                    let rest = r.finish();
+                    d.reasoning.push_str(&rest.reasoning);
+                    d.content.push_str(&rest.content);
+                    d.calls.extend(rest.calls);
+                }
+                send_delta(&a.events, d.reasoning, d.calls);
+                d.content
+            }
+        };
         let _ = a.events.send(Event::Token {
             text,
             token: token.0,
             logprobs,
         });
-        let Some(reason) = finish else {
+        let Some(mut reason) = finish else {
             a.next = Some(token);
             return;
         };
         let a = slot.active.take().expect("active");
+        if reason == FinishReason::Stop && a.reader.as_ref().is_some_and(|r| r.has_calls()) {
+            reason = FinishReason::ToolCalls;
+        }
         let first = a.first_token.unwrap_or(now);
         let gen_secs = now.duration_since(first).as_secs_f64();
         let _ = a.events.send(Event::Done {

@@ -45,6 +45,9 @@ pub struct RunnerStatus {
     /// Measured resident memory of the runner process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resident_memory: Option<u64>,
+    /// How the model's chat template writes tool calls and reasoning (`hermes`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_format: Option<String>,
 }
 
 /// Lifetime counts of runner events (for metrics).
@@ -113,6 +116,7 @@ impl Scheduler {
                     context_size: None,
                     estimated_memory: None,
                     resident_memory: None,
+                    chat_format: None,
                 },
                 Slot::Ready(r) => {
                     let u = r.usage.lock().expect("usage lock");
@@ -131,6 +135,8 @@ impl Scheduler {
                         context_size: Some(r.props.slot_context),
                         estimated_memory: Some(r.estimate),
                         resident_memory: memory::resident(r.pid),
+                        chat_format: (r.key.mode == Mode::Completion)
+                            .then(|| r.props.chat_format.clone()),
                     }
                 }
             })

@@ -167,3 +167,31 @@ fn a_schema_that_is_no_grammar_names_its_tool() {
         }
     });
 }
+
+#[test]
+fn auto_calls_are_valid_once_they_start() {
+    rt().block_on(async {
+        // Llama 3.x calls start with `{` at the start of the output: a bias that makes `{`
+        // the first token starts one, and from there the lazy grammar must hold the model
+        // (the bias goes on pushing `{`, which the grammar no longer allows).
+        let e = engine("llama3").await;
+        let brace = *e.tokenize("{".into(), false).await.unwrap().last().unwrap();
+        for seed in 1..=3 {
+            let mut r = request(ToolChoice::Auto, seed);
+            r.options.sampling.temperature = 1.0;
+            r.options.sampling.logit_bias = vec![(brace, 100.0)];
+            let (content, calls, finish) = run(&e, r).await;
+            assert_eq!(calls.len(), 1, "seed {seed}: {content:?}");
+            valid(&calls[0].0, &calls[0].1);
+            assert_eq!(finish, FinishReason::ToolCalls);
+            assert!(content.is_empty(), "{content:?}");
+        }
+        // Without the bias the model writes text, and nothing is constrained or read.
+        let (content, calls, finish) = run(&e, request(ToolChoice::Auto, 1)).await;
+        assert!(
+            calls.is_empty() && !content.is_empty(),
+            "{content:?} {calls:?}"
+        );
+        assert_ne!(finish, FinishReason::ToolCalls);
+    });
+}

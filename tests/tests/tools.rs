@@ -163,6 +163,10 @@ fn a_conversation_with_tool_results_goes_on_and_bad_tools_are_named() {
             (json!({"tools": [{"type": "function", "function": {"name": "f",
                 "parameters": {"type": "object", "properties": {"x": {"$ref": "#/nowhere"}}}}}],
                 "tool_choice": "required"}), "tools[0].function.parameters"),
+            // A schema that converts, into a grammar llama.cpp refuses (too many repetitions).
+            (json!({"tools": [{"type": "function", "function": {"name": "f",
+                "parameters": {"type": "object", "properties": {"x": {"type": "string", "minLength": 5000}}}}}],
+                "tool_choice": "required"}), "tools"),
             (json!({"response_format": {"type": "json_object"}, "tool_choice": "required"}), "response_format"),
         ] {
             let mut req = ask("hermes", json!("auto"), false, 1);

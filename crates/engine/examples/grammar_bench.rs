@@ -2,10 +2,12 @@
 //!
 //! `grammar_bench MODEL TEMPLATE [TOKENS] [ROUNDS]` (defaults 200 tokens, 7 rounds)
 //!
-//! Both requests are the same chat with end-of-generation banned, so both generate
-//! exactly TOKENS tokens; one has a tool and `tool_choice: required`, so every token is
-//! sampled under the grammar (the tool's one string argument has no length limit, so
-//! the grammar stays active to the end). Rounds alternate; medians and spreads print.
+//! Both requests are the same chat and tool (so the same prompt) with end-of-generation
+//! banned, so both generate exactly TOKENS tokens; one has `tool_choice: none`, the
+//! other `tool_choice: required`, so every token is
+//! sampled under the grammar (the tool's one string argument must be longer than the
+//! output, so the grammar stays active to the end). Rounds alternate; medians and
+//! spreads print.
 
 use std::time::Instant;
 
@@ -13,17 +15,19 @@ use modelrunner_engine::Engine;
 use modelrunner_protocol::{Chat, Event, GenerateRequest, Launch, Settings, ToolChoice};
 use serde_json::json;
 
-fn request(tools: bool, tokens: u32, eos: i32) -> GenerateRequest {
+fn request(grammar: bool, tokens: u32, eos: i32) -> GenerateRequest {
     let mut chat = Chat::new(vec![
         json!({"role": "user", "content": "Write about the sea."}),
     ]);
-    if tools {
-        chat.tools = Some(json!([{"type": "function", "function": {"name": "write",
-            "parameters": {"type": "object", "properties": {"text": {"type": "string"}},
-                "required": ["text"]}}}]));
-        chat.tool_choice = ToolChoice::Required;
-        chat.parallel_tool_calls = false;
-    }
+    chat.tools = Some(json!([{"type": "function", "function": {"name": "write",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string", "minLength": 1500}},
+            "required": ["text"]}}}]));
+    chat.tool_choice = if grammar {
+        ToolChoice::Required
+    } else {
+        ToolChoice::None
+    };
+    chat.parallel_tool_calls = false;
     chat.reasoning_format = modelrunner_protocol::ReasoningFormat::None;
     let mut r = GenerateRequest::chat(chat);
     r.options.max_tokens = Some(tokens);

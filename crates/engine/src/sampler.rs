@@ -1,33 +1,76 @@
 //! Sampler chains and log-probabilities.
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 use modelrunner_chat::Constraint;
 use modelrunner_protocol::{Logprob, RunnerError, SamplingParams, TokenLogprob};
 
-/// Builds the chain for one request: grammar (strict, or lazy from a trigger on), bias,
-/// penalties, then greedy or top-k/top-p/min-p/temperature/dist.
+/// One request's sampler: the chain, and the grammar checked apart from it.
+pub(crate) struct Sampler {
+    chain: LlamaSampler,
+    /// Strict, or lazy from a trigger on.
+    grammar: Option<LlamaSampler>,
+}
+
+impl Sampler {
+    /// The next token from the logits at `idx`. With a grammar, as llama.cpp's own
+    /// sampler does: the chain picks a token, the grammar only checks that one (a grammar
+    /// over the whole vocabulary costs about as much as the rest of a small model's step),
+    /// and only a token it refuses makes the grammar filter every candidate and the chain
+    /// pick again.
+    pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
+        let Some(grammar) = self.grammar.as_mut() else {
+            return self.chain.sample(ctx, idx);
+        };
+        let mut data = ctx.token_data_array_ith(idx);
+        self.chain.apply(&mut data);
+        let picked = data.selected_token().unwrap_or(LlamaToken(0));
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(picked, 1.0, 0.0)], false);
+        grammar.apply(&mut one);
+        let token = if one.data[0].logit().is_finite() {
+            picked
+        } else {
+            let mut data = ctx.token_data_array_ith(idx);
+            grammar.apply(&mut data);
+            self.chain.apply(&mut data);
+            data.selected_token().unwrap_or(picked)
+        };
+        grammar.accept(token);
+        self.chain.accept(token);
+        token
+    }
+}
+
+/// Builds the sampler for one request: grammar (strict, or lazy from a trigger on; a
+/// grammar llama.cpp refuses is an error naming `source`, the parameter it came from), then
+/// the chain of bias, penalties, then greedy or top-k/top-p/min-p/temperature/dist.
 pub(crate) fn build(
     model: &LlamaModel,
     p: &SamplingParams,
     constraint: Option<&Constraint>,
-) -> Result<LlamaSampler, RunnerError> {
+    source: &str,
+) -> Result<Sampler, RunnerError> {
     let n_vocab = model.n_vocab();
+    let grammar = match constraint {
+        None => None,
+        Some(c) => Some(
+            if c.lazy {
+                LlamaSampler::grammar_lazy_patterns(model, &c.grammar, "root", &c.triggers, &[])
+            } else {
+                LlamaSampler::grammar(model, &c.grammar, "root")
+            }
+            .map_err(|e| {
+                RunnerError::invalid(source, format!("llama.cpp refuses the grammar: {e}"))
+            })?,
+        ),
+    };
     let mut chain = Vec::new();
-    if let Some(c) = constraint {
-        let s = if c.lazy {
-            LlamaSampler::grammar_lazy_patterns(model, &c.grammar, "root", &c.triggers, &[])
-        } else {
-            LlamaSampler::grammar(model, &c.grammar, "root")
-        };
-        let s = s.map_err(|e| {
-            RunnerError::invalid("grammar", format!("the grammar does not parse: {e}"))
-        })?;
-        chain.push(s);
-    }
     if !p.logit_bias.is_empty() {
         let biases: Vec<LlamaLogitBias> = p
             .logit_bias
@@ -67,7 +110,10 @@ pub(crate) fn build(
         });
         chain.push(LlamaSampler::dist(seed));
     }
-    Ok(LlamaSampler::chain_simple(chain))
+    Ok(Sampler {
+        chain: LlamaSampler::chain_simple(chain),
+        grammar,
+    })
 }
 
 /// Log-probability of `chosen` and the `top` most likely tokens, from raw logits.

@@ -91,7 +91,8 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     if ensure_ascii == Some(true) {
         out = escape_non_ascii(&out);
     }
-    Ok(Value::from_safe_string(out))
+    // A plain string, as transformers' `tojson` returns (Jinja2's own gives `Markup`).
+    Ok(Value::from(out))
 }
 
 /// Python's `ensure_ascii`: every non-ASCII character as `\uXXXX` (UTF-16 units).

@@ -1,7 +1,7 @@
 //! Chat templates: renders a model's Jinja chat template the way Hugging Face transformers
 //! does (`trim_blocks`, `lstrip_blocks`, loop controls, `tojson` without ASCII escaping,
 //! `raise_exception`, `strftime_now`, `{% generation %}` blocks, Python string and dict
-//! methods), inside a sandbox: bounded fuel, recursion and output size, so a hostile
+//! methods, `Markup`'s escaping under `+`), inside a sandbox: bounded fuel, recursion and output size, so a hostile
 //! template fails cleanly.
 //!
 //! ```
@@ -18,6 +18,7 @@
 
 mod error;
 mod filters;
+mod markup;
 mod rewrite;
 
 use chrono::NaiveDateTime;
@@ -75,7 +76,12 @@ impl ChatTemplate {
         env.set_recursion_limit(100);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::install(&mut env);
-        env.add_template_owned(NAME.to_string(), rewrite::rewrite(source))
+        env.add_function(markup::ADD, markup::add);
+        let mut source = rewrite::rewrite(source);
+        if markup::makes_safe_strings(&source) {
+            source = markup::rewrite(&source);
+        }
+        env.add_template_owned(NAME.to_string(), source)
             .map_err(TemplateError::from_minijinja)?;
         Ok(ChatTemplate { env, limits })
     }

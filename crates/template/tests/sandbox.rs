@@ -113,3 +113,27 @@ fn llama_templates_see_todays_date_and_python_idioms_work() {
     .unwrap();
     assert_eq!(t.render(&ctx()).unwrap(), "a1");
 }
+
+/// Expected text rendered by Jinja2 3.1.6 in transformers' environment (sandboxed,
+/// `trim_blocks`, `lstrip_blocks`, its `tojson`).
+#[test]
+fn safe_strings_escape_what_is_added_to_them_as_in_jinja2() {
+    let src = concat!(
+        r#"{% for t in tools %}{{ "Use '"|safe + t.name + "' for '"|safe + t.description + "'\n"|safe + t | tojson }}"#,
+        "\n",
+        r#"{% set line = "<b>"|safe + t.name %}{{ line ~ " & " ~ line + "<i>" }}"#,
+        "\n",
+        r#"{% endfor %}{{ "a<" + "b>" }}|{{ "a<" ~ "b>"|safe }}|{{ ("x"|safe + "&") ~ "<" }}|{{ [1] + [2] }}|{{ 1 + 2.5 }}"#,
+    );
+    let t = ChatTemplate::new(src).unwrap();
+    let ctx = json!({"tools": [{"name": "say", "description": "Say \"hi\" & <wave>, it's fine"}]});
+    assert_eq!(
+        t.render(&ctx).unwrap(),
+        concat!(
+            "Use 'say' for 'Say &#34;hi&#34; &amp; &lt;wave&gt;, it&#39;s fine'\n",
+            r#"{&#34;name&#34;: &#34;say&#34;, &#34;description&#34;: &#34;Say \&#34;hi\&#34; &amp; &lt;wave&gt;, it&#39;s fine&#34;}"#,
+            "\n<b>say & <b>say<i>\n",
+            "a<b>|a<b>|x&amp;<|[1, 2]|3.5",
+        )
+    );
+}

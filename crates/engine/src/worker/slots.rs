@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use modelrunner_chat::{Constraint, OutputReader};
 use modelrunner_protocol::{Event, RunnerError};
@@ -24,7 +23,7 @@ pub(super) struct Active {
     /// Prompt tokens already fed (the rest still to go).
     pub fed: usize,
     pub next: Option<LlamaToken>,
-    pub sampler: LlamaSampler,
+    pub sampler: sampler::Sampler,
     pub decoder: Utf8Decoder,
     pub stops: StopMatcher,
     pub generated: u32,
@@ -68,7 +67,7 @@ fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
 /// A request checked against the model, ready for a slot.
 struct Prepared {
     prompt: Vec<LlamaToken>,
-    sampler: LlamaSampler,
+    sampler: sampler::Sampler,
     max_new: u32,
 }
 
@@ -178,6 +177,12 @@ impl Loop<'_> {
             }
             _ => None,
         };
+        // Which parameter the grammar came from, to name it if llama.cpp refuses it.
+        let source = match (&o.grammar, &calls) {
+            (_, Some(_)) => "tools",
+            (Some(_), None) => "grammar",
+            (None, None) => "json_schema",
+        };
         let constraint = match (own, calls) {
             (Some(_), Some(_)) => {
                 return Err(RunnerError::invalid(
@@ -192,7 +197,7 @@ impl Loop<'_> {
             }),
             (None, calls) => calls,
         };
-        let sampler = sampler::build(self.model, &o.sampling, constraint.as_ref())?;
+        let sampler = sampler::build(self.model, &o.sampling, constraint.as_ref(), source)?;
         Ok(Prepared {
             prompt,
             sampler,

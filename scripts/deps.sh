@@ -16,7 +16,9 @@ done
 # The SDK tests run the official OpenAI SDKs for Python and Node. Commands already on
 # the PATH (pyenv, nodesource) are used as they are; Debian's packages otherwise.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# `python3 -m venv --help` works without the venv module's ensurepip, which Debian and
+# Ubuntu ship apart (python3-venv); creating a venv then fails.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 # The service test checks the unit with systemd-analyze (it needs no running systemd).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
@@ -34,6 +36,13 @@ if ((${#missing[@]})); then
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
     $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
   fi
+fi
+# The OpenAI Node SDK calls fetch, global from Node.js 18 on (its README asks for 20;
+# tests/tests/sdk.rs passes on Debian 12's 18.19).
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+  echo "deps: Node.js $(node --version) is too old for the OpenAI Node SDK; install Node.js 18 or later (e.g. from NodeSource)" >&2
+  exit 1
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo is missing; install Rust with rustup (see rust-toolchain.toml)" >&2

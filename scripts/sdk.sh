@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Installs the client libraries that tests/tests/sdk.rs drives (the OpenAI Python SDK,
 # the OpenAI Agents SDK and LangChain; the OpenAI Node SDK), pinned with hashes by
-# tests/sdk/requirements.txt and tests/sdk/package-lock.json, into target/sdk.
-# Idempotent: nothing is downloaded when the pinned versions are already there.
+# tests/sdk/requirements.txt and tests/sdk/package-lock.json.
+# They are installed once per machine, under ~/.cache/modelrunner/sdk/ in a directory
+# named after the pins and the interpreters' versions, and target/sdk links to it, so
+# a clean clone downloads nothing that an earlier one fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dest=target/sdk
-mkdir -p "$dest"
-if ! [ -x "$dest/venv/bin/python" ] || ! cmp -s tests/sdk/requirements.txt "$dest/requirements.txt"; then
-  echo "sdk: installing the Python clients (tests/sdk/requirements.txt)"
-  rm -rf "$dest/venv"
-  python3 -m venv "$dest/venv"
-  "$dest/venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r tests/sdk/requirements.txt
-  cp tests/sdk/requirements.txt "$dest/requirements.txt"
+key=$( (cat tests/sdk/requirements.txt tests/sdk/package-lock.json; python3 --version; node --version) | sha256sum | cut -c1-16)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/modelrunner/sdk/$key"
+mkdir -p "$cache" target
+if ! [ -f "$cache/python.done" ]; then
+  echo "sdk: installing the Python clients (tests/sdk/requirements.txt) into $cache"
+  rm -rf "$cache/venv"
+  python3 -m venv "$cache/venv"
+  "$cache/venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r tests/sdk/requirements.txt
+  touch "$cache/python.done"
 fi
-if ! [ -d "$dest/node/node_modules/openai" ] || ! cmp -s tests/sdk/package-lock.json "$dest/node/package-lock.json"; then
-  echo "sdk: installing the OpenAI Node SDK"
-  rm -rf "$dest/node"
-  mkdir -p "$dest/node"
-  cp tests/sdk/package.json tests/sdk/package-lock.json "$dest/node/"
-  (cd "$dest/node" && npm ci --silent --no-audit --no-fund)
+if ! [ -f "$cache/node.done" ]; then
+  echo "sdk: installing the OpenAI Node SDK (tests/sdk/package-lock.json) into $cache"
+  rm -rf "$cache/node"
+  mkdir -p "$cache/node"
+  cp tests/sdk/package.json tests/sdk/package-lock.json "$cache/node/"
+  (cd "$cache/node" && npm ci --silent --no-audit --no-fund)
+  touch "$cache/node.done"
+fi
+if [ "$(readlink target/sdk 2>/dev/null)" != "$cache" ]; then
+  rm -rf target/sdk
+  ln -s "$cache" target/sdk
 fi

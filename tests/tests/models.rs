@@ -90,10 +90,7 @@ fn packages_survive_a_restart_and_shards_load() {
     let d = Daemon::start(&[]);
     let shard = shared_dir().join("reference/dmr-testdata/dummy-00001-of-00002.gguf");
     if !shard.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "DMR test data missing in CI"
-        );
+        modelrunner_testkit::checks_less(&format!("{} is missing", shard.display()));
         return;
     }
     let shard = shard.canonicalize().unwrap();

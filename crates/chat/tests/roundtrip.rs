@@ -34,11 +34,7 @@ struct Template {
 fn templates() -> Option<Vec<Template>> {
     let dir = shared_dir().join("chat-templates");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chat templates missing in CI"
-        );
-        eprintln!("NOTE: ../shared/chat-templates is missing; the round trips are not checked");
+        modelrunner_testkit::checks_less("../shared/chat-templates is missing");
         return None;
     };
     let mut out: Vec<Template> = entries

@@ -36,10 +36,13 @@ fn stories260k_facts_match_docker() {
     assert_eq!(facts.architecture, "llama");
     assert_eq!(facts.quantization, "F32");
     assert_eq!(facts.context_length, Some(2048));
-    assert!(facts.parameters.ends_with('K'), "{}", facts.parameters);
-    assert!(
-        facts.size.ends_with("KiB") || facts.size.ends_with("MiB") || facts.size.ends_with("MB")
-    );
+    // Counted independently with llama.cpp's gguf-py 0.17.1 (`GGUFReader`: the sums of
+    // the tensors' `n_elements` and `n_bytes`), and written as Docker Model Runner
+    // writes them (gguf-parser-go's counts, "%.2f" with K/M/B and KiB/MiB/GiB units).
+    assert_eq!(facts.parameter_count, 292_800);
+    assert_eq!(facts.size_bytes, 1_171_200);
+    assert_eq!(facts.parameters, "292.80K");
+    assert_eq!(facts.size, "1.12MiB");
     println!(
         "stories260K: {} parameters, {}",
         facts.parameters, facts.size
@@ -50,11 +53,7 @@ fn stories260k_facts_match_docker() {
 fn reads_docker_dummy() {
     let p = modelrunner_testkit::shared_dir().join("reference/dmr-testdata/dummy.gguf");
     if !p.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing in CI",
-            p.display()
-        );
+        modelrunner_testkit::checks_less(&format!("{} is missing", p.display()));
         return;
     }
     let f = GgufFile::open(&p).unwrap();

@@ -13,12 +13,7 @@ fn dmr(name: &str) -> Option<PathBuf> {
     if p.exists() {
         return Some(p.canonicalize().unwrap());
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} missing in CI",
-        p.display()
-    );
-    eprintln!("NOTE: {} missing; skipping this check", p.display());
+    modelrunner_testkit::checks_less(&format!("{} is missing", p.display()));
     None
 }
 

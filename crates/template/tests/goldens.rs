@@ -9,11 +9,7 @@ use modelrunner_testkit::shared_dir;
 fn reproduces_real_templates() {
     let dir = shared_dir().join("chat-templates");
     let Ok(raw) = std::fs::read_to_string(dir.join("cases.json")) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chat template goldens missing in CI"
-        );
-        eprintln!("NOTE: chat template goldens missing; skipped");
+        modelrunner_testkit::checks_less("../shared/chat-templates/cases.json is missing");
         return;
     };
     let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();

@@ -15,5 +15,5 @@ mod templates;
 
 pub use gguf::{small_gguf, GgufWriter, Kv, TensorData};
 pub use llama::LlamaSpec;
-pub use shared::{chat_model, shared_dir, stories260k};
+pub use shared::{chat_model, checks_less, shared_dir, stories260k, NOTES_FILE};
 pub use templates::{template, TestTemplate};

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Proves the README's two commands on a fresh Debian 12: debootstraps a minimal bookworm
+# into DIR (default target/fresh-debian), gives it rustup's toolchain as the only thing
+# preinstalled (copied from this machine's ~/.rustup and ~/.cargo/bin, the toolchain that
+# rust-toolchain.toml names), clones this repository at HEAD into it with ../shared
+# beside it, then runs, as root inside it: scripts/start.sh until the daemon answers on
+# 127.0.0.1:12434, then scripts/test.sh. Needs root and debootstrap (apt-get install
+# debootstrap). The log is DIR.log; the exit status is scripts/test.sh's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(realpath -m "${1:-target/fresh-debian}")
+LOG="$ROOT.log"
+if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+  rm -rf "$ROOT"
+  debootstrap --variant=minbase bookworm "$ROOT" http://deb.debian.org/debian >"$LOG" 2>&1
+fi
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+mounted=()
+cleanup() {
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+for m in proc sys dev dev/pts; do
+  mkdir -p "$ROOT/$m"
+  case $m in
+    proc) mount -t proc proc "$ROOT/proc" ;;
+    dev/pts) mount -t devpts devpts "$ROOT/dev/pts" ;;
+    *) mount --rbind "/$m" "$ROOT/$m" ;;
+  esac
+  mounted+=("$ROOT/$m")
+done
+# rustup's toolchain, as `rustup` installs it: ~/.rustup and the proxies in ~/.cargo/bin.
+toolchain=$(rustup show active-toolchain | cut -d' ' -f1)
+mkdir -p "$ROOT/root/.rustup/toolchains" "$ROOT/root/.cargo/bin"
+src=$(realpath "$HOME/.rustup/toolchains/$toolchain")
+cp -a "$src" "$ROOT/root/.rustup/toolchains/$toolchain"
+cp "$HOME/.rustup/settings.toml" "$ROOT/root/.rustup/"
+cp -a "$HOME/.cargo/bin/." "$ROOT/root/.cargo/bin/"
+rm -rf "$ROOT/work"
+mkdir -p "$ROOT/work"
+git clone -q "$PWD" "$ROOT/work/modelrunner"
+cp -a ../shared "$ROOT/work/shared"
+chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" \
+  PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  /bin/bash -c '
+    set -euo pipefail
+    cd /work/modelrunner
+    (scripts/start.sh >/work/start.log 2>&1 &)
+    for _ in $(seq 1 1800); do
+      if curl -fsS http://127.0.0.1:12434/models >/dev/null 2>&1; then break; fi
+      if grep -q "^error" /work/start.log 2>/dev/null; then break; fi
+      sleep 1
+    done
+    if ! curl -fsS http://127.0.0.1:12434/models; then
+      cat /work/start.log
+      echo "fresh: scripts/start.sh did not bring the daemon up" >&2
+      exit 1
+    fi
+    echo "fresh: the daemon answers"
+    pkill -f target/release/modelrunnerd || true
+    scripts/test.sh
+  ' 2>&1 | tee -a "$LOG"

@@ -28,16 +28,19 @@ async fn ps(c: &reqwest::Client, d: &Daemon) -> Vec<Value> {
         .clone()
 }
 
-/// Starts a streaming chat and reads until its first content chunk, so it certainly
-/// holds a slot; returns the rest of the body stream.
+/// Starts a streaming chat with end-of-generation banned (token 2, stories260K's) and
+/// reads until its first content chunk, so it certainly holds a slot until its context
+/// is full or its client leaves; returns the rest of the body stream.
 async fn streaming(
     c: &reqwest::Client,
     d: &Daemon,
     model: &str,
 ) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> {
+    let mut body = chat(model, 100_000, true);
+    body["logit_bias"] = json!({"2": -100});
     let r = c
         .post(d.u("/v1/chat/completions"))
-        .json(&chat(model, 100_000, true))
+        .json(&body)
         .send()
         .await
         .unwrap();
@@ -103,30 +106,36 @@ async fn keep_alive_expires_idle_models() {
     let d = Daemon::start(&["--keep-alive", "1s"]);
     d.package_chat_model("stories");
     let c = reqwest::Client::new();
-    post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    let (s, _, _) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    assert_eq!(s, 200);
+    // Still loaded after the request, with the daemon's keep-alive.
     assert_eq!(ps(&c, &d).await[0]["keep_alive"], "1s");
-    let start = Instant::now();
     wait_until("the idle model to unload", Duration::from_secs(10), || {
         runner_pids(&d.store).is_empty()
     });
-    assert!(
-        start.elapsed() >= Duration::from_millis(500),
-        "unloaded too early"
-    );
     assert!(ps(&c, &d).await.is_empty());
-    // Per request: "0" unloads as soon as the request ends; -1 never.
+    // Per request, -1 never unloads, where the daemon's own keep-alive is 1 s.
     let mut body = chat("stories", 2, false);
-    body["keep_alive"] = json!("0");
-    post(&c, &d.u("/v1/chat/completions"), &body).await;
-    wait_until("keep_alive 0 to unload", Duration::from_secs(5), || {
-        runner_pids(&d.store).is_empty()
-    });
     body["keep_alive"] = json!(-1);
-    post(&c, &d.u("/v1/chat/completions"), &body).await;
+    let (s, _, _) = post(&c, &d.u("/v1/chat/completions"), &body).await;
+    assert_eq!(s, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let runners = ps(&c, &d).await;
     assert_eq!(runners.len(), 1);
     assert_eq!(runners[0]["keep_alive"], "-1");
+    // And "0" unloads as soon as the request ends, where the daemon's is an hour.
+    let d = Daemon::start(&["--keep-alive", "1h"]);
+    d.package_chat_model("stories");
+    let (s, _, _) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 2, false)).await;
+    assert_eq!(s, 200);
+    assert_eq!(ps(&c, &d).await[0]["keep_alive"], "1h0m0s");
+    body["keep_alive"] = json!("0");
+    let (s, _, v) = post(&c, &d.u("/v1/chat/completions"), &body).await;
+    assert_eq!(s, 200, "{v}");
+    wait_until("keep_alive 0 to unload", Duration::from_secs(10), || {
+        runner_pids(&d.store).is_empty()
+    });
+    assert!(ps(&c, &d).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -263,6 +272,15 @@ async fn overload_is_refused_fast_and_disconnects_free_slots() {
     let d = Daemon::start(&["--parallel", "1", "--max-queue", "2"]);
     d.package_chat_model("stories");
     let c = reqwest::Client::new();
+    // A context so long that the held stream (end-of-generation banned) would take far
+    // longer than the queued requests' wait below to end by itself.
+    let (s, _, v) = post(
+        &c,
+        &d.u("/engines/_configure"),
+        &json!({"model": "stories", "context-size": 65536}),
+    )
+    .await;
+    assert!(s.is_success(), "{s} {v}");
     let requests = || {
         futures::executor::block_on(ps(&c, &d))[0]["requests"]
             .as_u64()

@@ -12,7 +12,7 @@ use modelrunner_protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::Template;
-use crate::worker::{self, load::rss_bytes, Generation, Job};
+use crate::worker::{self, load::rss_bytes, Generation, Job, Stats};
 
 /// Requests that may wait for a slot before new ones are refused.
 pub const QUEUE_LIMIT: usize = 256;
@@ -73,6 +73,13 @@ impl Engine {
             },
             TrySendError::Disconnected(_) => stopped(),
         })
+    }
+
+    /// What the engine thread is doing (answered between decode steps).
+    pub async fn stats(&self) -> Result<Stats, RunnerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Stats(reply))?;
+        rx.await.map_err(|_| stopped())
     }
 
     /// The prompt a conversation renders to.

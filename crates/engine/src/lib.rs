@@ -24,3 +24,4 @@ mod worker;
 
 pub use engine::{collect, Engine, QUEUE_LIMIT};
 pub use worker::load::{baseline_rss, rss_bytes};
+pub use worker::Stats;

@@ -48,6 +48,15 @@ async fn engine(slots: u32) -> Engine {
     Engine::load(l).await.unwrap()
 }
 
+/// The model's end-of-generation token.
+async fn eos(e: &Engine) -> i32 {
+    let t = e
+        .tokenize(e.props().eos_token.clone(), false)
+        .await
+        .unwrap();
+    t[0]
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -311,16 +320,32 @@ fn bad_parameters_and_long_prompts_are_errors_not_crashes() {
 fn cancelled_requests_free_their_slot() {
     rt().block_on(async {
         let e = engine(1).await;
-        let mut rx = e.generate(greedy("Once upon a time", 400)).unwrap();
+        // End-of-generation banned: left alone it runs until its 512-token context is full.
+        let mut long = greedy("Once upon a time", 1500);
+        long.options.sampling.logit_bias = vec![(eos(&e).await, -100.0)];
+        let mut rx = e.generate(long).unwrap();
         let _ = rx.recv().await;
+        assert_eq!(e.stats().await.unwrap().busy_slots, 1);
         drop(rx);
-        let started = std::time::Instant::now();
+        // The one slot frees (the engine answers between steps, so a few steps may pass).
+        let mut stats = e.stats().await.unwrap();
+        while stats.busy_slots != 0 {
+            tokio::task::yield_now().await;
+            stats = e.stats().await.unwrap();
+        }
+        assert!(
+            stats.generated_tokens < 100,
+            "{} tokens generated after the client left",
+            stats.generated_tokens
+        );
         let (_, done) = collect(e.generate(greedy("The cat", 4)).unwrap())
             .await
             .unwrap();
         assert!(matches!(done, Event::Done { .. }));
-        // The 400-token generation did not have to finish first.
-        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(
+            e.stats().await.unwrap().generated_tokens,
+            stats.generated_tokens + 4
+        );
     });
 }
 

@@ -67,6 +67,19 @@ pub(crate) enum Job {
     },
     /// Special tokens with these texts are read as text (the chat format's markers).
     Preserve(Vec<String>),
+    /// What the loop is doing.
+    Stats(oneshot::Sender<Stats>),
+}
+
+/// What the engine thread is doing, as it answers between decode steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Slots with a generation in them.
+    pub busy_slots: usize,
+    /// Generations waiting for a slot.
+    pub queued: usize,
+    /// Tokens sampled since the model loaded.
+    pub generated_tokens: u64,
 }
 
 /// Loads the model and runs the loop until the channel closes. `ready` gets the props
@@ -106,6 +119,7 @@ pub(crate) fn run(
         slot_ctx: shape.slot_ctx,
         batch: LlamaBatch::new(shape.batch as usize, shape.slots as i32),
         batch_size: shape.batch as usize,
+        generated: 0,
     };
     engine.run(&mut ctx, &jobs);
     info!("engine stopped");
@@ -131,6 +145,8 @@ struct Loop<'m> {
     slot_ctx: u32,
     batch: LlamaBatch<'static>,
     batch_size: usize,
+    /// Tokens sampled since the model loaded.
+    generated: u64,
 }
 
 impl Loop<'_> {
@@ -223,6 +239,13 @@ impl Loop<'_> {
             Job::Embed { inputs, reply } => {
                 let r = self.embed(ctx, inputs);
                 let _ = reply.send(r);
+            }
+            Job::Stats(reply) => {
+                let _ = reply.send(Stats {
+                    busy_slots: self.slots.iter().filter(|s| s.active.is_some()).count(),
+                    queued: self.queue.len(),
+                    generated_tokens: self.generated,
+                });
             }
             Job::Preserve(markers) => {
                 for m in markers {

@@ -125,6 +125,7 @@ impl Loop<'_> {
         let slot = &mut self.slots[i];
         let a = slot.active.as_mut().expect("active");
         let token = a.sampler.sample(ctx, idx);
+        self.generated += 1;
         let now = Instant::now();
         a.first_token.get_or_insert(now);
         a.generated += 1;

@@ -15,6 +15,10 @@ if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
   debootstrap --variant=minbase bookworm "$ROOT" http://deb.debian.org/debian >"$LOG" 2>&1
 fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The local certificate authorities this machine trusts (a network that re-signs TLS
+# has its own, which any machine on it must trust too); ca-certificates takes them in.
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+cp -a /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
 mounted=()
 cleanup() {
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
@@ -44,6 +48,7 @@ chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" \
   PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -c '
     set -euo pipefail
+    if command -v update-ca-certificates >/dev/null; then update-ca-certificates >/dev/null; fi
     cd /work/modelrunner
     (scripts/start.sh >/work/start.log 2>&1 &)
     for _ in $(seq 1 1800); do

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::sha256_hex;
@@ -31,6 +31,30 @@ pub enum Fault {
     Redirect(String),
     /// Wait, then answer normally.
     Delay(Duration),
+    /// Wait until the gate opens, then answer normally.
+    Hold(Arc<Gate>),
+}
+
+/// A gate a [`Fault::Hold`] waits at until the test opens it.
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    /// Opens the gate: held requests go on, later ones do not wait.
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cv.wait(open).unwrap();
+        }
+    }
 }
 
 /// A recorded request.
@@ -248,6 +272,7 @@ fn answer(
         }
         Some(Fault::Redirect(url)) => return respond(out, 307, &[("location", url)], b"", head),
         Some(Fault::Delay(d)) => std::thread::sleep(d),
+        Some(Fault::Hold(ref gate)) => gate.wait(),
         _ => {}
     }
     if let Some((bytes, mt)) = manifest {

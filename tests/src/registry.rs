@@ -121,7 +121,7 @@ impl TestRegistry {
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             dir.path().join("data").display()
         );
         let mut ca = None;
@@ -155,11 +155,13 @@ impl TestRegistry {
         }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
+        // The access log (one line per request) and errors go to registry.log.
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("docker-registry is missing; scripts/deps.sh installs it");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -174,6 +176,38 @@ impl TestRegistry {
             ca,
             token_server,
         }
+    }
+}
+
+/// A request the registry logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// `GET`, `PUT`...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The status it answered.
+    pub status: u16,
+}
+
+impl TestRegistry {
+    /// Every request the registry has answered so far, from its own access log.
+    pub fn requests(&self) -> Vec<Logged> {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap();
+        log.lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("] \"")?;
+                let (line, rest) = rest.split_once("\" ")?;
+                let mut w = line.split(' ');
+                let (method, path) = (w.next()?, w.next()?);
+                let status = rest.split(' ').next()?.parse().ok()?;
+                Some(Logged {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    status,
+                })
+            })
+            .collect()
     }
 }
 

@@ -27,14 +27,45 @@ fn push_pull_and_run_over_plain_http() {
     a.ok(&["tag", "local/stories", &tag]);
     let out = a.ok(&["push", &tag]);
     assert!(out.contains("Model pushed successfully"), "{out}");
-    // Pushing again finds every blob there already.
+    let uploads = |from: usize| -> Vec<String> {
+        reg.requests()[from..]
+            .iter()
+            .filter(|r| r.path.contains("/blobs/uploads/") && !r.path.contains("mount="))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    };
+    let first = reg.requests().len();
+    assert_eq!(uploads(0).len(), 4, "two blobs, each a POST and a PUT");
+    // Pushing again finds every blob there already (the registry's own log says so).
     assert!(a.ok(&["push", &tag]).contains("Model pushed successfully"));
+    assert_eq!(
+        uploads(first),
+        Vec::<String>::new(),
+        "a blob uploaded again"
+    );
+    let heads: std::collections::BTreeSet<String> = reg.requests()[first..]
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.path.contains("/blobs/") && r.status == 200)
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(heads.len(), 2, "{:?}", &reg.requests()[first..]);
     // Another repository of the same registry: blobs are mounted from the first.
     let other = format!("{h}/elsewhere/stories:v1");
     a.ok(&["tag", &tag, &other]);
+    let second = reg.requests().len();
     assert!(a
         .ok(&["push", &other])
         .contains("Model pushed successfully"));
+    assert_eq!(
+        uploads(second),
+        Vec::<String>::new(),
+        "a blob uploaded, not mounted"
+    );
+    let mounts = reg.requests()[second..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("mount=") && r.status == 201)
+        .count();
+    assert_eq!(mounts, 2, "{:?}", &reg.requests()[second..]);
     // A ModelPack artifact, packaged and pushed in one command.
     let gguf = a.dir.path().join("m.gguf");
     std::fs::write(&gguf, small_gguf()).unwrap();

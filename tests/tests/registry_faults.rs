@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use modelrunner_e2e::fake_registry::{FakeRegistry, Fault};
+use std::sync::Arc;
+
+use modelrunner_e2e::fake_registry::{FakeRegistry, Fault, Gate};
 use modelrunner_e2e::registry::docker_config;
 use modelrunner_e2e::{assert_store_sound, snapshot, wait_until, Daemon};
 use serde_json::{json, Value};
@@ -283,12 +285,28 @@ fn oversized_manifests_hostile_digests_and_paths_are_handled() {
 fn concurrent_pulls_download_each_blob_once() {
     let fake = FakeRegistry::start();
     let (blob, _) = serve_tiny(&fake, "m/tiny");
-    fake.fault(&blob, vec![Fault::Delay(Duration::from_millis(800))]);
+    // The layer is held until both pulls have asked for the manifest, so neither can
+    // find it cached: the second must join the first's download.
+    let gate = Arc::new(Gate::default());
+    fake.fault(&blob, vec![Fault::Hold(gate.clone())]);
     let d = daemon(&[]);
     let reference = format!("{}/m/tiny:v1", fake.host);
+    let manifest = "/v2/m/tiny/manifests/v1";
     let results: Vec<(u16, String)> = std::thread::scope(|s| {
         let a = s.spawn(|| pull(&d, &reference));
         let b = s.spawn(|| pull(&d, &reference));
+        wait_until(
+            "both pulls to fetch the manifest",
+            Duration::from_secs(20),
+            || {
+                fake.seen_at(manifest)
+                    .iter()
+                    .filter(|r| r.method == "GET")
+                    .count()
+                    >= 2
+            },
+        );
+        gate.open();
         vec![a.join().unwrap(), b.join().unwrap()]
     });
     for (status, body) in &results {

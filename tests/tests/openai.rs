@@ -162,7 +162,7 @@ async fn json_schema_output_parses_and_matches() {
     d.package_chat_model("stories");
     let c = reqwest::Client::new();
     let schema = json!({"type": "object", "properties": {
-        "name": {"type": "string", "maxLength": 12},
+        "name": {"type": "string", "maxLength": 3},
         "age": {"type": "integer", "minimum": 1, "maximum": 99}},
         "required": ["name", "age"], "additionalProperties": false});
     let (s, _, v) = post(
@@ -178,7 +178,8 @@ async fn json_schema_output_parses_and_matches() {
     assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
     let obj: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{e}: {content}"));
-    assert!(obj["name"].is_string(), "{obj}");
+    let name = obj["name"].as_str().unwrap();
+    assert!(name.chars().count() <= 3, "maxLength 3: {name:?}");
     let age = obj["age"].as_i64().unwrap();
     assert!((1..=99).contains(&age));
     assert_eq!(obj.as_object().unwrap().len(), 2);

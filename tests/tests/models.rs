@@ -107,6 +107,23 @@ fn packages_survive_a_restart_and_shards_load() {
     // Partial name match, as Docker Model Runner's GET /models/{name} does.
     let m2: Value = serde_json::from_str(&d.ok(&["inspect", "sharded:2"])).unwrap();
     assert_eq!(m2["id"], m["id"]);
+    // Both shards are layers, in order, each with its own file's bytes.
+    let art = d.artifact("ghcr.io/acme/sharded:2");
+    let manifest: Value = serde_json::from_slice(&art.manifest).unwrap();
+    let ggufs: Vec<&Value> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mediaType"] == "application/vnd.docker.ai.gguf.v3")
+        .collect();
+    assert_eq!(ggufs.len(), 2, "{manifest}");
+    for (layer, n) in ggufs.iter().zip(1..) {
+        let file = shard.with_file_name(format!("dummy-0000{n}-of-00002.gguf"));
+        let bytes = std::fs::read(&file).unwrap();
+        let digest = layer["digest"].as_str().unwrap();
+        assert_eq!(digest, format!("sha256:{}", modelrunner_e2e::sha256_hex(&bytes)));
+        assert_eq!(art.blobs[digest], bytes);
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the README's two commands on a fresh Debian 12: debootstraps a minimal bookworm
-# into DIR (default target/fresh-debian), gives it rustup's toolchain as the only thing
+# into DIR (default /var/tmp/modelrunner-fresh-debian: outside the tree, since /dev, /proc
+# and /sys are mounted in it while it runs), gives it rustup's toolchain as the only thing
 # preinstalled (copied from this machine's ~/.rustup and ~/.cargo/bin, the toolchain that
 # rust-toolchain.toml names), clones this repository at HEAD into it with ../shared
 # beside it, then runs, as root inside it: scripts/start.sh until the daemon answers on
@@ -8,7 +9,7 @@
 # debootstrap). The log is DIR.log; the exit status is scripts/test.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(realpath -m "${1:-target/fresh-debian}")
+ROOT=$(realpath -m "${1:-/var/tmp/modelrunner-fresh-debian}")
 LOG="$ROOT.log"
 if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
   rm -rf "$ROOT"

@@ -121,7 +121,10 @@ fn packages_survive_a_restart_and_shards_load() {
         let file = shard.with_file_name(format!("dummy-0000{n}-of-00002.gguf"));
         let bytes = std::fs::read(&file).unwrap();
         let digest = layer["digest"].as_str().unwrap();
-        assert_eq!(digest, format!("sha256:{}", modelrunner_e2e::sha256_hex(&bytes)));
+        assert_eq!(
+            digest,
+            format!("sha256:{}", modelrunner_e2e::sha256_hex(&bytes))
+        );
         assert_eq!(art.blobs[digest], bytes);
     }
 }

@@ -93,7 +93,12 @@ fn api_keys_guard_every_route_group_and_never_reach_the_log() {
         ),
         ("GET", "/engines/ps", None, 200),
         ("GET", "/models", None, 200),
-        ("POST", "/models/create", Some(r#"{"from":"Bad Ref!"}"#), 400),
+        (
+            "POST",
+            "/models/create",
+            Some(r#"{"from":"Bad Ref!"}"#),
+            400,
+        ),
         ("DELETE", "/models/x", None, 404),
         ("GET", "/version", None, 200),
         ("GET", "/no/such/route", None, 404),

@@ -123,28 +123,27 @@ fn a_killed_runner_fails_its_streams_quickly() {
 
 const PARENT_ENV: &str = "MODELRUNNER_RUNNER_PARENT_DIR";
 
-/// Helper: started by `runner_dies_with_its_parent` as a separate process; starts a runner,
-/// prints its PID, and dies without cleaning up.
-#[test]
-fn runner_parent_helper() {
-    let Some(dir) = std::env::var_os(PARENT_ENV) else {
-        return;
-    };
+/// The parent's part: run by `runner_dies_with_its_parent` re-executing itself with
+/// `PARENT_ENV` set; starts a runner, prints its PID, and dies without cleaning up.
+fn be_the_parent(dir: std::ffi::OsString) -> ! {
     rt().block_on(async {
         let (runner, _) = start(std::path::Path::new(&dir)).await;
         println!("RUNNER_PID={}", runner.pid().unwrap());
         std::mem::forget(runner);
         std::process::abort();
-    });
+    })
 }
 
 #[test]
 fn runner_dies_with_its_parent() {
+    if let Some(dir) = std::env::var_os(PARENT_ENV) {
+        be_the_parent(dir);
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "runner_parent_helper",
+            "runner_dies_with_its_parent",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -92,13 +92,19 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// Test hook: aborts the process at a named point when `MODELRUNNER_STORE_CRASH_AT`
-/// names it, so crash-safety tests can stop a writer exactly there.
+/// Test hook, compiled only with the `failpoints` feature (which the store's own tests
+/// turn on): aborts the process at a named point when `MODELRUNNER_STORE_CRASH_AT` names
+/// it, so crash-safety tests can stop a writer exactly there.
+#[cfg(feature = "failpoints")]
 pub(crate) fn failpoint(name: &str) {
     if std::env::var("MODELRUNNER_STORE_CRASH_AT").is_ok_and(|v| v == name) {
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint(_name: &str) {}
 
 fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     match fs::symlink_metadata(path) {

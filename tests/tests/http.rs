@@ -49,7 +49,17 @@ fn routes_shapes_and_errors() {
         assert_eq!(v["status"], "ok");
         let v: Value = get_json(&c, &u("/engines/df")).await;
         assert!(v["models_disk_usage"].as_u64().unwrap() > 0);
-        assert_eq!(v["default_backend_disk_usage"], 0);
+        // The backend is the daemon's own executable.
+        let exe = std::fs::metadata(modelrunner_e2e::bin("modelrunnerd"))
+            .unwrap()
+            .len();
+        assert_eq!(v["default_backend_disk_usage"], exe);
+        let v: Value = get_json(&c, &u("/engines/status")).await;
+        let s = v["llama.cpp"].as_str().unwrap();
+        assert!(
+            s.starts_with("Running: ") && s.contains("; 0 loaded"),
+            "{s}"
+        );
 
         let models: Value = get_json(&c, &u("/models")).await;
         let m = &models[0];

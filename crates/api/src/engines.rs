@@ -21,9 +21,17 @@ pub(crate) async fn ps(State(state): State<AppState>) -> Json<Vec<RunnerStatus>>
     Json(state.scheduler.ps())
 }
 
-/// `GET /engines/status`.
-pub(crate) async fn status() -> Json<Value> {
-    Json(json!({"llama.cpp": "Running: llama.cpp (built into modelrunnerd)"}))
+/// `GET /engines/status`: Docker Model Runner's shape, one entry per backend, with what
+/// the scheduler has loaded right now (llama.cpp runs in runner processes of this
+/// executable, so it is installed whenever the daemon runs).
+pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
+    let runners = state.scheduler.ps();
+    let loading = runners.iter().filter(|r| r.loading).count();
+    let busy = runners.iter().filter(|r| r.in_use).count();
+    Json(json!({"llama.cpp": format!(
+        "Running: llama.cpp in modelrunnerd's runner processes; {} loaded ({loading} loading, {busy} serving)",
+        runners.len() - loading
+    )}))
 }
 
 /// `POST /engines/unload`.

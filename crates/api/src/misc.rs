@@ -28,9 +28,13 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>,
 pub(crate) async fn disk_usage(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let du = blocking(move || store.disk_usage().map_err(ApiError::from)).await?;
+    // The backend is this executable: its runners are its own `runner` subcommand.
+    let backend = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map_or(0, |m| m.len());
     Ok(Json(json!({
         "models_disk_usage": du.models_bytes,
-        "default_backend_disk_usage": 0,
+        "default_backend_disk_usage": backend,
     })))
 }
 

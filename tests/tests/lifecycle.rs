@@ -463,6 +463,19 @@ async fn repeated_load_failures_back_off() {
         "no backoff: {:?}",
         t.elapsed()
     );
+    // Settings for a model that cannot load: the answer says so.
+    let (s, _, v) = post(
+        &c,
+        &d.u("/engines/_configure"),
+        &json!({"model": "alien", "context-size": 256}),
+    )
+    .await;
+    assert_eq!(s, 500, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the settings are saved, but alien does not load"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

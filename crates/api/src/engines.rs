@@ -115,7 +115,8 @@ fn mode(m: Option<&str>, flags: &[String]) -> Result<Mode, ApiError> {
 }
 
 /// `POST /engines/_configure`: saves the settings (they survive restarts), unloads an
-/// idle runner of the model, answers 202 and preloads in the background.
+/// idle runner of the model, loads it with them, and answers 202 once it is loaded, or
+/// the load's error.
 pub(crate) async fn configure(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ConfigureRequest>,
@@ -147,13 +148,20 @@ pub(crate) async fn configure(
     let spec = model_spec(&state, &req.model, mode).await?;
     state.scheduler.configure(&spec, settings).await?;
     info!(model = %spec.name, %mode, "configured");
-    let sched = state.scheduler.clone();
-    tokio::spawn(async move {
-        match sched.acquire(&spec, None).await {
-            Ok(_) => info!(model = %spec.name, "preloaded after configure"),
-            Err(e) => warn!(model = %spec.name, cause = %e, "preload after configure failed"),
+    // The model loads with the new settings before the answer, so a client learns
+    // whether they work (too large a context for the memory, say) from this request.
+    match state.scheduler.acquire(&spec, None).await {
+        Ok(_) => info!(model = %spec.name, "preloaded after configure"),
+        Err(e) => {
+            warn!(model = %spec.name, cause = %e, "preload after configure failed");
+            let e = ApiError::from(e);
+            let message = format!(
+                "the settings are saved, but {} does not load with them: {}",
+                req.model, e.message
+            );
+            return Err(ApiError { message, ..e });
         }
-    });
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"message": format!("configured {}", req.model)})),

@@ -59,6 +59,7 @@ pub(crate) async fn embeddings(
         return Ok(StatusCode::OK.into_response());
     }
     let spec = model_spec(&state, &req.model, Mode::Embedding).await?;
+    let wanted = input.len();
     let body = EmbedRequest { input };
     let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
         let body = &body;
@@ -75,6 +76,14 @@ pub(crate) async fn embeddings(
                 format!("this model gives {width} dimensions; it cannot shorten them to {d}"),
             ));
         }
+    }
+    // A runner that answers with another count of vectors than inputs is broken; a
+    // short list would pair the wrong vectors with the inputs.
+    if out.len() != wanted || out.iter().any(|e| e.embedding.len() != width as usize) {
+        return Err(ApiError::internal(format!(
+            "the runner gave {} embeddings for {wanted} inputs",
+            out.len()
+        )));
     }
     let total: u64 = out.iter().map(|e| u64::from(e.tokens)).sum();
     let data: Vec<Value> = out

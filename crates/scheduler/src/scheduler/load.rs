@@ -200,17 +200,18 @@ impl Scheduler {
         if matches!(st.runners.get(&r.key), Some(Slot::Ready(x)) if x.instance == r.instance) {
             st.runners.remove(&r.key);
         }
+        let served_a_while = r.loaded_at.elapsed() > Duration::from_secs(60);
+        if ending == Ending::Stopped && served_a_while {
+            // It worked: earlier failures no longer count.
+            st.failures.remove(&r.key);
+        }
         if ending != Ending::Stopped {
             let f = st
                 .failures
                 .entry(r.key.clone())
                 .or_insert((0, Instant::now()));
             // A runner that served a while before crashing starts the count afresh.
-            let n = if r.loaded_at.elapsed() > Duration::from_secs(60) {
-                1
-            } else {
-                f.0 + 1
-            };
+            let n = if served_a_while { 1 } else { f.0 + 1 };
             *f = (n, Instant::now());
         }
     }

@@ -41,10 +41,16 @@ src=$(realpath "$HOME/.rustup/toolchains/$toolchain")
 cp -a "$src" "$ROOT/root/.rustup/toolchains/$toolchain"
 cp "$HOME/.rustup/settings.toml" "$ROOT/root/.rustup/"
 cp -a "$HOME/.cargo/bin/." "$ROOT/root/.cargo/bin/"
-rm -rf "$ROOT/work"
-mkdir -p "$ROOT/work"
-git clone -q "$PWD" "$ROOT/work/modelrunner"
-cp -a ../shared "$ROOT/work/shared"
+# FRESH_REUSE=1 keeps the clone and its build from an earlier run (fast-forwarded to HEAD).
+if [ -n "${FRESH_REUSE:-}" ] && [ -d "$ROOT/work/modelrunner/.git" ]; then
+  git -C "$ROOT/work/modelrunner" pull -q --ff-only "$PWD" HEAD
+else
+  rm -rf "$ROOT/work"
+  mkdir -p "$ROOT/work"
+  git clone -q "$PWD" "$ROOT/work/modelrunner"
+  cp -a ../shared "$ROOT/work/shared"
+fi
+[ -e "$ROOT/proc/self/exe" ] || { echo "fresh: /proc is not mounted in $ROOT" >&2; exit 1; }
 chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" \
   PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -c '

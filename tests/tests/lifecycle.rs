@@ -192,14 +192,21 @@ async fn evicts_least_recently_used_and_refuses_what_cannot_fit() {
         "{msg}"
     );
     drop(held);
-    // A model that can never fit, whatever is unloaded.
-    let (s, _, _) = post(
+    // A model that can never fit, whatever is unloaded: configuring it says so, and the
+    // settings stay.
+    let (s, _, v) = post(
         &c,
         &d.u("/engines/_configure"),
         &json!({"model": "a", "context-size": 1 << 20}),
     )
     .await;
-    assert_eq!(s, 202);
+    assert_eq!(s, 507, "{v}");
+    assert_eq!(v["error"]["code"], "insufficient_memory");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the settings are saved, but a does not load"),
+        "{msg}"
+    );
     let (s, v) = touch(&c, &d, "a").await;
     assert_eq!(s, 507, "{v}");
     // The daemon keeps serving.

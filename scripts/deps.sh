@@ -38,7 +38,7 @@ if ((${#missing[@]})); then
   fi
 fi
 # The OpenAI Node SDK calls fetch, global from Node.js 18 on (its README asks for 20;
-# tests/tests/sdk.rs passes on Debian 12's 18.19).
+# Debian 12 ships 18.19; our Node test has run on 20 only, see docs/testing.md).
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 18 ]; then
   echo "deps: Node.js $(node --version) is too old for the OpenAI Node SDK; install Node.js 18 or later (e.g. from NodeSource)" >&2

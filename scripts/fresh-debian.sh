@@ -69,6 +69,6 @@ chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" \
       exit 1
     fi
     echo "fresh: the daemon answers"
-    pkill -f target/release/modelrunnerd || true
+    pkill -x modelrunnerd || true  # by name: -f would match this very script
     scripts/test.sh
   ' 2>&1 | tee -a "$LOG"

@@ -2,7 +2,11 @@
 //! over its source, tested against real templates), and how each writes tool calls and
 //! reasoning.
 
-use crate::syntax::{CallSyntax, IdKind, Keys, Params, Piece, ReasoningTags, THINK};
+use crate::syntax::{
+    json_list, syntax, CallSyntax, Keys, Params, Piece, ReasoningTags, APRIEL_KEYS, COMMAND_KEYS,
+    MINICPM_PARAMS, MINIMAX_PARAMS, NEMO_KEYS, OBJ, PLUS_KEYS, QWEN_PARAMS, SEED_PARAMS,
+    SHORT_KEYS, THINK,
+};
 
 type ParamSyntax = Params;
 
@@ -67,87 +71,6 @@ pub enum Family {
     /// response, and the grammar holds it to that.
     Generic,
 }
-
-const OBJ: Keys = Keys {
-    name: "name",
-    args: "arguments",
-    id: None,
-    id_kind: IdKind::Any,
-};
-
-fn syntax(call: &'static [Piece]) -> CallSyntax {
-    CallSyntax {
-        open: &[],
-        array: false,
-        call,
-        between: "\n",
-        close: None,
-        at_start: false,
-        content_recipient: None,
-        parallel: true,
-    }
-}
-
-fn json_list(
-    open: &'static [&'static str],
-    call: &'static [Piece],
-    close: Option<&'static str>,
-) -> CallSyntax {
-    CallSyntax {
-        open,
-        array: true,
-        close,
-        between: ", ",
-        ..syntax(call)
-    }
-}
-
-const COMMAND_KEYS: Keys = Keys {
-    name: "tool_name",
-    args: "parameters",
-    id: Some("tool_call_id"),
-    id_kind: IdKind::Counter,
-};
-const PLUS_KEYS: Keys = Keys {
-    name: "tool_name",
-    args: "parameters",
-    id: None,
-    id_kind: IdKind::Any,
-};
-const NEMO_KEYS: Keys = Keys {
-    id: Some("id"),
-    id_kind: IdKind::Nine,
-    ..OBJ
-};
-const APRIEL_KEYS: Keys = Keys {
-    id: Some("id"),
-    ..OBJ
-};
-const SHORT_KEYS: Keys = Keys { name: "", ..OBJ };
-
-const QWEN_PARAMS: Params = Params {
-    open: "<parameter=",
-    key_end: ">",
-    value: "",
-    close: "</parameter>",
-    newlines: true,
-    string_attr: false,
-};
-
-const fn xml_params(open: &'static str, key_end: &'static str, close: &'static str) -> Params {
-    Params {
-        open,
-        key_end,
-        value: "",
-        close,
-        newlines: false,
-        string_attr: false,
-    }
-}
-
-const SEED_PARAMS: Params = xml_params("<parameter=", ">", "</parameter>");
-const MINIMAX_PARAMS: Params = xml_params("<parameter name=\"", "\">", "</parameter>");
-const MINICPM_PARAMS: Params = xml_params("<param name=\"", "\">", "</param>");
 
 impl Family {
     /// Every family, for tables and tests.

@@ -128,3 +128,90 @@ impl CallSyntax {
         out
     }
 }
+
+// The building blocks the families' syntaxes are made of.
+
+pub(crate) const OBJ: Keys = Keys {
+    name: "name",
+    args: "arguments",
+    id: None,
+    id_kind: IdKind::Any,
+};
+
+pub(crate) fn syntax(call: &'static [Piece]) -> CallSyntax {
+    CallSyntax {
+        open: &[],
+        array: false,
+        call,
+        between: "\n",
+        close: None,
+        at_start: false,
+        content_recipient: None,
+        parallel: true,
+    }
+}
+
+pub(crate) fn json_list(
+    open: &'static [&'static str],
+    call: &'static [Piece],
+    close: Option<&'static str>,
+) -> CallSyntax {
+    CallSyntax {
+        open,
+        array: true,
+        close,
+        between: ", ",
+        ..syntax(call)
+    }
+}
+
+pub(crate) const COMMAND_KEYS: Keys = Keys {
+    name: "tool_name",
+    args: "parameters",
+    id: Some("tool_call_id"),
+    id_kind: IdKind::Counter,
+};
+pub(crate) const PLUS_KEYS: Keys = Keys {
+    name: "tool_name",
+    args: "parameters",
+    id: None,
+    id_kind: IdKind::Any,
+};
+pub(crate) const NEMO_KEYS: Keys = Keys {
+    id: Some("id"),
+    id_kind: IdKind::Nine,
+    ..OBJ
+};
+pub(crate) const APRIEL_KEYS: Keys = Keys {
+    id: Some("id"),
+    ..OBJ
+};
+pub(crate) const SHORT_KEYS: Keys = Keys { name: "", ..OBJ };
+
+pub(crate) const QWEN_PARAMS: Params = Params {
+    open: "<parameter=",
+    key_end: ">",
+    value: "",
+    close: "</parameter>",
+    newlines: true,
+    string_attr: false,
+};
+
+pub(crate) const fn xml_params(
+    open: &'static str,
+    key_end: &'static str,
+    close: &'static str,
+) -> Params {
+    Params {
+        open,
+        key_end,
+        value: "",
+        close,
+        newlines: false,
+        string_attr: false,
+    }
+}
+
+pub(crate) const SEED_PARAMS: Params = xml_params("<parameter=", ">", "</parameter>");
+pub(crate) const MINIMAX_PARAMS: Params = xml_params("<parameter name=\"", "\">", "</parameter>");
+pub(crate) const MINICPM_PARAMS: Params = xml_params("<param name=\"", "\">", "</param>");

@@ -9,6 +9,7 @@ pub(crate) mod decode;
 pub(crate) mod embeddings;
 pub(crate) mod error;
 pub(crate) mod helpers;
+pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod routes;
 pub(crate) mod sse;

@@ -75,7 +75,7 @@ fn generates_and_chats_over_the_socket() {
             matches!(&events[..], [Event::Error { error: RunnerError::InvalidParam { param, .. } }] if param == "logit_bias"),
             "{events:?}"
         );
-        let t = c.tokenize(&TokenizeRequest { content: "Once upon".into(), add_special: false }).await.unwrap();
+        let t = c.tokenize(&TokenizeRequest { content: "Once upon".into(), add_special: false, chat: None }).await.unwrap();
         assert!(!t.is_empty());
         assert_eq!(c.detokenize(&t).await.unwrap().trim_start(), "Once upon");
         // An embedding call to a completion runner is refused in words.

@@ -1,12 +1,41 @@
 //! The official OpenAI SDKs (Python and Node, installed by `scripts/sdk.sh`) against the
 //! real daemon: chat (streaming and not), completions, embeddings, model listing,
 //! `json_schema` output, the SDKs' own exception types for errors, and tool calls through
-//! the Python SDK, the OpenAI Agents SDK and LangChain.
+//! the Python SDK, the OpenAI Agents SDK and LangChain; the official Anthropic SDKs
+//! (Python and TypeScript) against the Messages API.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use modelrunner_e2e::Daemon;
+use modelrunner_e2e::{bin, Daemon};
+
+/// The API key of the daemons that the Anthropic clients talk to.
+const KEY: &str = "sk-ant-local-test";
+
+/// A daemon that asks for [`KEY`], with the chat model as `stories`, with Qwen3's
+/// template as `tools` and with QwQ's as `thinker`.
+fn keyed_daemon() -> Daemon {
+    use std::io::Write;
+    let mut c = Command::new(bin("modelrunnerd"))
+        .arg("hash-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{KEY}").unwrap();
+    let out = c.wait_with_output().unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    d.package_with_template("tools", "hermes");
+    // QwQ's template opens the thinking block in the prompt: this model then thinks.
+    let (gguf, _) = modelrunner_testkit::chat_model(d.dir.path());
+    let qwq = modelrunner_testkit::shared_dir().join("chat-templates/Qwen-QwQ-32B.jinja");
+    let (gguf, qwq) = (gguf.to_str().unwrap(), qwq.to_str().unwrap());
+    d.ok(&["package", "--gguf", gguf, "--chat-template", qwq, "thinker"]);
+    let (dir, store) = d.stop();
+    Daemon::start_in(dir, store, &["--api-key-hash", hash.trim()])
+}
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sdk")
@@ -29,7 +58,11 @@ fn require(p: &Path) {
 fn run(mut cmd: Command, d: &Daemon) {
     let out = cmd
         .env("OPENAI_BASE_URL", d.u("/v1"))
+        .env("ANTHROPIC_BASE_URL", d.u(""))
+        .env("ANTHROPIC_API_KEY", KEY)
         .env("MODEL", "stories")
+        .env("TOOLS_MODEL", "tools")
+        .env("THINKING_MODEL", "thinker")
         .output()
         .expect("running the SDK script");
     let text = format!(
@@ -73,6 +106,28 @@ fn node_sdk() {
     std::fs::copy(source("test_openai.mjs"), &script).unwrap();
     let d = Daemon::start(&[]);
     d.package_chat_model("stories");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script);
+    run(cmd, &d);
+}
+
+#[test]
+fn anthropic_python_sdk() {
+    let python = sdk_dir().join("venv/bin/python");
+    require(&python);
+    let d = keyed_daemon();
+    let mut cmd = Command::new(python);
+    cmd.arg(source("test_anthropic.py"));
+    run(cmd, &d);
+}
+
+#[test]
+fn anthropic_typescript_sdk() {
+    let node_dir = sdk_dir().join("node");
+    require(&node_dir.join("node_modules/@anthropic-ai/sdk"));
+    let script = node_dir.join("test_anthropic.mjs");
+    std::fs::copy(source("test_anthropic.mjs"), &script).unwrap();
+    let d = keyed_daemon();
     let mut cmd = Command::new("node");
     cmd.arg(&script);
     run(cmd, &d);

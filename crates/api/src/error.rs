@@ -105,6 +105,12 @@ impl ApiError {
         self
     }
 
+    /// Renames the parameter at fault (another dialect's name for it).
+    pub fn rename_param(mut self, rename: impl Fn(&str) -> String) -> Self {
+        self.param = self.param.map(|p| rename(&p));
+        self
+    }
+
     /// Sets the machine-readable code.
     pub fn code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
@@ -272,6 +278,25 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::Io { .. } => ApiError::internal(msg),
         }
     }
+}
+
+/// What every dialect's error response carries besides its body: `Retry-After` when the
+/// client should retry, `x-should-retry: false` (read by the OpenAI and Anthropic SDKs)
+/// when a server error would only fail again, and the error itself, for the layer that
+/// renders it in the request's dialect (`dialect::shape_errors`).
+pub(crate) fn finish(mut resp: Response, e: &ApiError) -> Response {
+    let h = resp.headers_mut();
+    if let Some(secs) = e.retry_after {
+        h.insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    if matches!(e.code, Some("load_failed" | "insufficient_memory")) {
+        h.insert(
+            "x-should-retry",
+            axum::http::HeaderValue::from_static("false"),
+        );
+    }
+    resp.extensions_mut().insert(e.clone());
+    resp
 }
 
 impl IntoResponse for ApiError {

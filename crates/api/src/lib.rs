@@ -16,6 +16,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod anthropic;
+mod dialect;
 mod engines;
 mod error;
 mod extract;
@@ -156,6 +158,7 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(axum::middleware::from_fn(dialect::shape_errors))
         .layer(axum::middleware::from_fn(security::request_id))
         .with_state(state)
 }

@@ -177,6 +177,10 @@ impl Service for Engine {
     }
 
     async fn tokenize(&self, req: TokenizeRequest) -> Result<Vec<i32>, RunnerError> {
+        if let Some(chat) = req.chat {
+            let r = self.template.render(&chat)?;
+            return Engine::tokenize(self, r.prompt, r.add_special).await;
+        }
         Engine::tokenize(self, req.content, req.add_special).await
     }
 
@@ -206,7 +210,7 @@ pub async fn collect(
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Token { text: t, .. } => text.push_str(&t),
-            Event::Reasoning { .. } | Event::ToolCall { .. } => {}
+            Event::Started { .. } | Event::Reasoning { .. } | Event::ToolCall { .. } => {}
             done @ Event::Done { .. } => return Ok((text, done)),
             Event::Error { error } => return Err(error),
         }

@@ -52,6 +52,8 @@ impl Utf8Decoder {
 pub struct StopMatcher {
     stops: Vec<String>,
     held: String,
+    /// The stop string that ended the text, once one has.
+    matched: Option<String>,
 }
 
 /// What the matcher decided for new text.
@@ -69,7 +71,13 @@ impl StopMatcher {
         StopMatcher {
             stops,
             held: String::new(),
+            matched: None,
         }
+    }
+
+    /// The stop string that ended the text, if one did.
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.as_deref()
     }
 
     /// Adds text; returns what can be emitted.
@@ -81,9 +89,10 @@ impl StopMatcher {
         let first = self
             .stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min();
-        if let Some(at) = first {
+            .filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s)))
+            .min_by_key(|(at, _)| *at);
+        if let Some((at, s)) = first {
+            self.matched = Some(s.clone());
             let out = self.held[..at].to_string();
             self.held.clear();
             return StopOutcome::Stop(out);
@@ -133,7 +142,9 @@ mod tests {
         assert_eq!(m.push("N"), StopOutcome::Continue(String::new()));
         assert_eq!(m.push("X"), StopOutcome::Continue("ENX".into()));
         assert_eq!(m.push(" a\n"), StopOutcome::Continue(" a".into()));
+        assert_eq!(m.matched(), None);
         assert_eq!(m.push("\nmore"), StopOutcome::Stop("".into()));
+        assert_eq!(m.matched(), Some("\n\n"));
         let mut m = StopMatcher::new(vec!["END".into()]);
         assert_eq!(m.push("abcEN"), StopOutcome::Continue("abc".into()));
         assert_eq!(m.push("Dtail"), StopOutcome::Stop(String::new()));
@@ -146,5 +157,6 @@ mod tests {
     fn earliest_stop_wins() {
         let mut m = StopMatcher::new(vec!["b".into(), "a".into()]);
         assert_eq!(m.push("xxabyy"), StopOutcome::Stop("xx".into()));
+        assert_eq!(m.matched(), Some("a"));
     }
 }

@@ -83,7 +83,7 @@ async fn run(e: &Engine, req: GenerateRequest) -> (String, Vec<(String, String)>
                 }
                 calls[index].1.push_str(&arguments);
             }
-            Event::Reasoning { .. } => {}
+            Event::Started { .. } | Event::Reasoning { .. } => {}
             Event::Done { finish_reason, .. } => return (content, calls, finish_reason),
             Event::Error { error } => panic!("{error}"),
         }

@@ -84,6 +84,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         logprobs: Option<Logprob>,
     },
+    /// The prompt is read and the first token is coming: the prompt's counts, for
+    /// dialects that report them before any text (sent once, before the first token).
+    Started {
+        /// Tokens of the prompt.
+        prompt_tokens: u32,
+        /// Of them, reused from the slot's cache.
+        cached_tokens: u32,
+    },
     /// More of the model's reasoning.
     Reasoning {
         /// Text to append.
@@ -107,6 +115,9 @@ pub enum Event {
     Done {
         /// Why.
         finish_reason: FinishReason,
+        /// The stop string that ended it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop: Option<String>,
         /// Counts.
         usage: Usage,
         /// Times.
@@ -182,6 +193,10 @@ pub struct TokenizeRequest {
     /// Add BOS and similar.
     #[serde(default)]
     pub add_special: bool,
+    /// A conversation to tokenize instead, rendered and tokenized exactly as a
+    /// generation would take it (`content` and `add_special` are then unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Box<Chat>>,
 }
 
 /// `embed`: inputs to embed (embedding mode).

@@ -71,6 +71,7 @@ impl Service for Stand {
                 }
                 let _ = tx.send(Event::Done {
                     finish_reason: FinishReason::Length,
+                    stop: None,
                     usage: Usage {
                         prompt_tokens: 3,
                         cached_tokens: 1,
@@ -164,6 +165,7 @@ async fn every_operation_and_error_crosses_the_socket_intact() {
         .tokenize(&TokenizeRequest {
             content: "ab".into(),
             add_special: false,
+            chat: None,
         })
         .await
         .unwrap();

@@ -161,7 +161,7 @@ impl Encoder for ChatEncoder {
                 Value::Null,
                 json!(finish(finish_reason)),
             ))],
-            Event::Error { .. } => vec![],
+            Event::Started { .. } | Event::Error { .. } => vec![],
         }
     }
 

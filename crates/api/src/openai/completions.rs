@@ -195,7 +195,10 @@ impl Encoder for CompletionEncoder {
                 Value::Null,
                 json!(finish(finish_reason)),
             ))],
-            Event::Reasoning { .. } | Event::ToolCall { .. } | Event::Error { .. } => vec![],
+            Event::Started { .. }
+            | Event::Reasoning { .. }
+            | Event::ToolCall { .. }
+            | Event::Error { .. } => vec![],
         }
     }
 

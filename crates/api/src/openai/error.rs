@@ -1,7 +1,6 @@
 //! OpenAI's error envelope, `{"error":{"message","type","param","code"}}`, which Docker
 //! Model Runner's model API shares.
 
-use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -31,11 +30,7 @@ pub(crate) fn body(e: &ApiError) -> Value {
     })
 }
 
-/// The response: status, envelope, and `Retry-After` when there is one.
+/// The response: status, envelope, and the headers every dialect's error carries.
 pub(crate) fn response(e: &ApiError) -> Response {
-    let mut resp = (e.status, Json(body(e))).into_response();
-    if let Some(secs) = e.retry_after {
-        resp.headers_mut().insert(RETRY_AFTER, secs.into());
-    }
-    resp
+    crate::error::finish((e.status, Json(body(e))).into_response(), e)
 }

@@ -60,6 +60,7 @@ pub(crate) async fn tokenize(
     let body = RunnerTokenize {
         content: req.content,
         add_special: req.add_special,
+        chat: None,
     };
     let with_pieces = req.with_pieces;
     let out = with_runner(&state, &req.model, |c| {

@@ -15,9 +15,6 @@ pub(crate) mod routes;
 pub(crate) mod sse;
 pub(crate) mod tools;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::HeaderMap;
 use modelrunner_protocol::{FinishReason, Mode, TokenLogprob, Usage};
 use serde_json::{json, Value};
@@ -59,18 +56,9 @@ pub(crate) struct Meta {
 
 impl Meta {
     pub fn new(prefix: &str, model: &str) -> Meta {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Meta {
-            id: format!(
-                "{prefix}-{:x}{:06x}",
-                now.as_nanos() & 0xffff_ffff_ffff,
-                n & 0xff_ffff
-            ),
-            created: now.as_secs(),
+            id: crate::pipeline::unique_id(prefix, '-'),
+            created: crate::pipeline::now_secs(),
             model: model.to_string(),
         }
     }

@@ -15,6 +15,20 @@ pub(crate) fn frame(v: &Value) -> Bytes {
     Bytes::from(s)
 }
 
+/// One frame with an `event:` line, as Anthropic and OpenAI Responses send them: the
+/// event name is the data's `type`.
+pub(crate) fn named(v: &Value) -> Bytes {
+    let name = v.get("type").and_then(Value::as_str).unwrap_or("message");
+    let data = serde_json::to_string(v).expect("json serialises");
+    let mut s = String::with_capacity(data.len() + name.len() + 16);
+    s.push_str("event: ");
+    s.push_str(name);
+    s.push_str("\ndata: ");
+    s.push_str(&data);
+    s.push_str("\n\n");
+    Bytes::from(s)
+}
+
 /// The last frames of a successful stream: the usage chunk when there is one, then
 /// `data: [DONE]`.
 pub(crate) fn last(usage: Option<Value>) -> Vec<Bytes> {

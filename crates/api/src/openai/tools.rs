@@ -114,6 +114,24 @@ fn tool_choice(v: &Value, names: &[String]) -> Result<ToolChoice, ApiError> {
 }
 
 impl ToolFields {
+    /// The fields as another dialect gives them, already in OpenAI's shapes (its
+    /// errors name OpenAI's parameters; the caller renames them with
+    /// [`ApiError::rename_param`]).
+    pub(crate) fn of(
+        tools: Option<Value>,
+        tool_choice: Option<Value>,
+        parallel_tool_calls: Option<bool>,
+        reasoning_effort: Option<String>,
+    ) -> ToolFields {
+        ToolFields {
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            reasoning_effort,
+            ..ToolFields::default()
+        }
+    }
+
     /// Fills the chat's tool and reasoning settings; `default_reasoning` is the daemon's.
     pub(crate) fn apply(
         self,

@@ -8,7 +8,8 @@
 pub(crate) mod respond;
 
 use std::future::Future;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -18,6 +19,29 @@ use tracing::warn;
 
 use crate::resolve::model_spec;
 use crate::{ApiError, AppState};
+
+/// A new ID for a response, message or item: `prefix`, `sep`, then hex digits that no
+/// other ID of this daemon shares (the time in nanoseconds and a counter).
+pub(crate) fn unique_id(prefix: &str, sep: char) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}{sep}{:012x}{:06x}",
+        now.as_nanos() & 0xffff_ffff_ffff,
+        n & 0xff_ffff
+    )
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
 
 /// One request to generate, as every dialect decodes it.
 #[derive(Debug, Clone)]

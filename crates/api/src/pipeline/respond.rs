@@ -51,6 +51,8 @@ pub(crate) struct Choice {
     pub logprobs: Vec<TokenLogprobs>,
     /// Why it ended.
     pub finish_reason: FinishReason,
+    /// The stop string that ended it, when one did.
+    pub stop: Option<String>,
 }
 
 /// A whole answer: every choice, in order, and their summed usage.
@@ -117,12 +119,17 @@ pub(crate) async fn respond<E: Encoder>(
 }
 
 async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, ApiError> {
+    Ok(encoder.collected(answer(running).await?))
+}
+
+/// The whole answer of a running generation, its runner slots freed at the end.
+pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
     let n = running.streams.len();
     let mut texts = vec![String::new(); n];
     let mut reasoning = vec![String::new(); n];
     let mut calls: Vec<Vec<ToolCall>> = vec![Vec::new(); n];
     let mut logprobs: Vec<Vec<TokenLogprobs>> = vec![Vec::new(); n];
-    let mut done: Vec<Option<(FinishReason, Usage)>> = vec![None; n];
+    let mut done: Vec<Option<(FinishReason, Option<String>, Usage)>> = vec![None; n];
     let mut events = interleave(running.streams);
     while let Some((i, ev)) = events.next().await {
         match ev {
@@ -138,6 +145,7 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
                 }
                 texts[i].push_str(&text);
             }
+            Event::Started { .. } => {}
             Event::Reasoning { text } => reasoning[i].push_str(&text),
             Event::ToolCall {
                 index,
@@ -160,9 +168,10 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
             }
             Event::Done {
                 finish_reason,
+                stop,
                 usage,
                 ..
-            } => done[i] = Some((finish_reason, usage)),
+            } => done[i] = Some((finish_reason, stop, usage)),
             Event::Error { error } => return Err(ApiError::generation_failed(&error)),
         }
     }
@@ -171,7 +180,7 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
     let mut choices = Vec::with_capacity(n);
     let parts = texts.into_iter().zip(reasoning).zip(calls).zip(logprobs);
     for ((((text, reasoning), tool_calls), logprobs), end) in parts.zip(done) {
-        let Some((finish_reason, u)) = end else {
+        let Some((finish_reason, stop, u)) = end else {
             return Err(ApiError::generation_failed(
                 &modelrunner_protocol::RunnerError::Interrupted {
                     message: "a stream ended without a result".into(),
@@ -185,9 +194,10 @@ async fn collect<E: Encoder>(running: Running, encoder: E) -> Result<Response, A
             tool_calls,
             logprobs,
             finish_reason,
+            stop,
         });
     }
-    Ok(encoder.collected(Answer { choices, usage }))
+    Ok(Answer { choices, usage })
 }
 
 /// What a stream carries from one event to the next.

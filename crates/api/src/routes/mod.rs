@@ -69,6 +69,7 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) fn table() -> Vec<Route> {
     use Method as M;
     let mut t = crate::openai::routes::table();
+    t.extend(crate::anthropic::table());
     t.push(r(
         M::GET,
         "/engines/ps",

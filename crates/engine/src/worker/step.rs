@@ -127,7 +127,13 @@ impl Loop<'_> {
         let token = a.sampler.sample(ctx, idx);
         self.generated += 1;
         let now = Instant::now();
-        a.first_token.get_or_insert(now);
+        if a.first_token.is_none() {
+            a.first_token = Some(now);
+            let _ = a.events.send(Event::Started {
+                prompt_tokens: a.prompt.len() as u32,
+                cached_tokens: a.cached,
+            });
+        }
         a.generated += 1;
         let logprobs = a.logprobs.map(|top| {
             sampler::logprobs(ctx.get_logits_ith(idx), token, top, |t| {
@@ -189,6 +195,7 @@ impl Loop<'_> {
         let gen_secs = now.duration_since(first).as_secs_f64();
         let _ = a.events.send(Event::Done {
             finish_reason: reason,
+            stop: a.stops.matched().map(str::to_owned),
             usage: Usage {
                 prompt_tokens: a.prompt.len() as u32,
                 cached_tokens: a.cached,

@@ -132,3 +132,25 @@ fn anthropic_typescript_sdk() {
     cmd.arg(&script);
     run(cmd, &d);
 }
+
+#[test]
+fn responses_python_sdk_and_agents_across_a_restart() {
+    let python = sdk_dir().join("venv/bin/python");
+    require(&python);
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    d.package_with_template("tools", "hermes");
+    let state = d.dir.path().join("state.json");
+    let mut cmd = Command::new(&python);
+    cmd.arg(source("test_responses.py"))
+        .arg("first")
+        .env("STATE", &state);
+    run(cmd, &d);
+    let (dir, store) = d.stop();
+    let d = Daemon::start_in(dir, store, &[]);
+    let mut cmd = Command::new(&python);
+    cmd.arg(source("test_responses.py"))
+        .arg("second")
+        .env("STATE", &state);
+    run(cmd, &d);
+}

@@ -30,6 +30,7 @@ mod openai;
 mod pipeline;
 mod registry;
 mod resolve;
+mod responses;
 mod routes;
 pub mod security;
 mod wire;
@@ -45,6 +46,7 @@ use modelrunner_store::Store;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::{ApiError, ErrorKind};
+pub use responses::Limits as ResponsesLimits;
 pub use wire::ModelJson;
 
 /// Settings of the HTTP layer.
@@ -62,6 +64,10 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// What becomes of reasoning when a request does not say.
     pub reasoning_format: modelrunner_protocol::ReasoningFormat,
+    /// Where stored Responses live (`None`: in memory only).
+    pub responses_dir: Option<std::path::PathBuf>,
+    /// How many stored Responses are kept, in count, bytes and age.
+    pub responses_limits: ResponsesLimits,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +79,8 @@ impl Default for ApiConfig {
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
             reasoning_format: Default::default(),
+            responses_dir: None,
+            responses_limits: ResponsesLimits::default(),
         }
     }
 }
@@ -94,6 +102,8 @@ pub struct AppState {
     pub logs: Option<Arc<logs::LogBuffer>>,
     /// Model names resolved under the store's current index.
     resolved: Arc<resolve::Resolved>,
+    /// Stored and background Responses.
+    responses: Arc<responses::ResponsesState>,
 }
 
 impl AppState {
@@ -104,9 +114,14 @@ impl AppState {
         config: ApiConfig,
         registry: Registry,
     ) -> Self {
+        let stored = responses::stored::Responses::open(
+            config.responses_dir.clone(),
+            config.responses_limits,
+        );
         AppState {
             store,
             scheduler,
+            responses: Arc::new(responses::ResponsesState::new(stored)),
             config: Arc::new(config),
             registry: Arc::new(registry),
             metrics: Default::default(),

@@ -127,6 +127,12 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
             config::Reasoning::Auto => modelrunner_protocol::ReasoningFormat::Auto,
             config::Reasoning::None => modelrunner_protocol::ReasoningFormat::None,
         },
+        responses_dir: Some(config.store.join("responses")),
+        responses_limits: modelrunner_api::ResponsesLimits {
+            max_count: config.storage.responses_max_count,
+            max_bytes: config.storage.responses_max_bytes,
+            max_age: config.storage.responses_max_age.0,
+        },
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;

@@ -59,7 +59,7 @@ pub(crate) fn at(path: &str, m: MethodRouter<AppState>) -> Serve {
     Serve::Handler(path.to_string(), Box::new(m))
 }
 
-fn via(path: &str) -> Serve {
+pub(crate) fn via(path: &str) -> Serve {
     Serve::Via(path.to_string())
 }
 
@@ -70,6 +70,7 @@ pub(crate) fn table() -> Vec<Route> {
     use Method as M;
     let mut t = crate::openai::routes::table();
     t.extend(crate::anthropic::table());
+    t.extend(crate::responses::table());
     t.push(r(
         M::GET,
         "/engines/ps",

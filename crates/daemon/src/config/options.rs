@@ -94,6 +94,15 @@ pub struct Storage {
     /// Largest model archive accepted by POST /models/load, in bytes
     #[arg(long, env = "MODELRUNNER_MAX_LOAD_SIZE", default_value_t = 1 << 40)]
     pub max_load_size: u64,
+    /// Most stored OpenAI Responses kept (in the store's responses/); the oldest go first
+    #[arg(long, env = "MODELRUNNER_RESPONSES_MAX_COUNT", default_value_t = 1000)]
+    pub responses_max_count: usize,
+    /// Most bytes of stored Responses kept; a conversation larger than this is refused
+    #[arg(long, env = "MODELRUNNER_RESPONSES_MAX_BYTES", default_value_t = 256 << 20)]
+    pub responses_max_bytes: u64,
+    /// How long a stored Response is kept ("720h")
+    #[arg(long, env = "MODELRUNNER_RESPONSES_MAX_AGE", default_value = "720h")]
+    pub responses_max_age: Span,
 }
 
 /// How models are served.

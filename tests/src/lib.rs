@@ -10,6 +10,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The digest `modelrunnerd hash-key` gives for `key` (what `--api-key-hash` takes).
+pub fn key_hash(key: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new(bin("modelrunnerd"))
+        .arg("hash-key")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running modelrunnerd hash-key");
+    writeln!(c.stdin.take().expect("stdin"), "{key}").expect("writing the key");
+    let out = c.wait_with_output().expect("hash-key's output");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
 /// Path of a workspace binary. `scripts/test.sh` builds them (`cargo build --bins`)
 /// before the tests run; a nested `cargo build` from a test would rebuild llama.cpp,
 /// because cargo's test environment differs from a plain build's.

@@ -7,23 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use modelrunner_e2e::bin;
+use modelrunner_e2e::key_hash;
 use serde_json::Value;
 
 const KEY: &str = "mr-test-key-0123456789abcdef";
-
-fn key_hash(key: &str) -> String {
-    use std::io::Write;
-    let mut c = Command::new(bin("modelrunnerd"))
-        .arg("hash-key")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(c.stdin.take().unwrap(), "{key}").unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A daemon whose log goes to a file, for tests that read it.
 struct Logged {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use modelrunner_e2e::{bin, Daemon};
+use modelrunner_e2e::{key_hash, Daemon};
 
 /// The API key of the daemons that the Anthropic clients talk to.
 const KEY: &str = "sk-ant-local-test";
@@ -15,16 +15,6 @@ const KEY: &str = "sk-ant-local-test";
 /// A daemon that asks for [`KEY`], with the chat model as `stories`, with Qwen3's
 /// template as `tools` and with QwQ's as `thinker`.
 fn keyed_daemon() -> Daemon {
-    use std::io::Write;
-    let mut c = Command::new(bin("modelrunnerd"))
-        .arg("hash-key")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(c.stdin.take().unwrap(), "{KEY}").unwrap();
-    let out = c.wait_with_output().unwrap();
-    let hash = String::from_utf8(out.stdout).unwrap();
     let d = Daemon::start(&[]);
     d.package_chat_model("stories");
     d.package_with_template("tools", "hermes");
@@ -34,7 +24,7 @@ fn keyed_daemon() -> Daemon {
     let (gguf, qwq) = (gguf.to_str().unwrap(), qwq.to_str().unwrap());
     d.ok(&["package", "--gguf", gguf, "--chat-template", qwq, "thinker"]);
     let (dir, store) = d.stop();
-    Daemon::start_in(dir, store, &["--api-key-hash", hash.trim()])
+    Daemon::start_in(dir, store, &["--api-key-hash", &key_hash(KEY)])
 }
 
 fn sdk_dir() -> PathBuf {

@@ -1,5 +1,6 @@
 // The official Anthropic TypeScript SDK against modelrunnerd: one streamed message.
-// Run by tests/tests/sdk.rs with ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY and MODEL set.
+// Run by tests/tests/sdk.rs with ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY and CLAUDE_MODEL
+// (a Claude model name the daemon has as a tag of the stories model) set.
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 
@@ -11,7 +12,7 @@ const client = new Anthropic({
 let text = "";
 const stream = client.messages
   .stream({
-    model: process.env.MODEL,
+    model: process.env.CLAUDE_MODEL,
     max_tokens: 16,
     temperature: 0,
     messages: [{ role: "user", content: "Once upon a time" }],
@@ -21,6 +22,7 @@ const stream = client.messages
   });
 const final = await stream.finalMessage();
 assert.equal(final.type, "message");
+assert.equal(final.model, "claude-sonnet-4-5");
 assert.ok(text.length > 0);
 assert.equal(final.content[0].type, "text");
 assert.equal(final.content[0].text, text);

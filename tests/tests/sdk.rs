@@ -23,6 +23,8 @@ fn keyed_daemon() -> Daemon {
     let qwq = modelrunner_testkit::shared_dir().join("chat-templates/Qwen-QwQ-32B.jinja");
     let (gguf, qwq) = (gguf.to_str().unwrap(), qwq.to_str().unwrap());
     d.ok(&["package", "--gguf", gguf, "--chat-template", qwq, "thinker"]);
+    // Claude-Code-style clients name Claude models; the recipe in docs/api.md tags one.
+    d.ok(&["tag", "stories", "claude-sonnet-4-5"]);
     let (dir, store) = d.stop();
     Daemon::start_in(dir, store, &["--api-key-hash", &key_hash(KEY)])
 }
@@ -119,7 +121,7 @@ fn anthropic_typescript_sdk() {
     std::fs::copy(source("test_anthropic.mjs"), &script).unwrap();
     let d = keyed_daemon();
     let mut cmd = Command::new("node");
-    cmd.arg(&script);
+    cmd.arg(&script).env("CLAUDE_MODEL", "claude-sonnet-4-5");
     run(cmd, &d);
 }
 

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Layout: `layout.json`, `blobs/sha256/<hex>`, `manifests/sha256/<hex>`, `tmp/` (writes
-//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/` and `index/` (sled). A file at a content address
+//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/` and `index/` (sled); `responses/` beside them belongs to the API's stored Responses, not to the store. A file at a content address
 //! always has that content: it is written under `tmp/`, verified, synced and renamed.
 #![deny(missing_docs)]
 

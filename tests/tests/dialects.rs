@@ -106,6 +106,13 @@ async fn every_failure_under_anthropic_paths_has_anthropics_shape() {
     let r = keyed("/v1/messages").json(&no_max).send().await.unwrap();
     let m = check(r, 400, "invalid_request_error").await;
     assert!(m.contains("max_tokens"), "{m}");
+    // A schema llama.cpp cannot compile is refused, named as Anthropic calls it.
+    let mut refused = msg.clone();
+    let huge = json!({"type": "string", "minLength": 100_000});
+    refused["output_config"] = json!({"format": {"type": "json_schema", "schema": huge}});
+    let r = keyed("/v1/messages").json(&refused).send().await.unwrap();
+    let m = check(r, 400, "invalid_request_error").await;
+    assert!(m.starts_with("output_config.format: "), "{m}");
     // The OpenAI routes keep OpenAI's envelope.
     let r = c
         .post(d.u("/v1/chat/completions"))

@@ -92,6 +92,8 @@ fn a_killed_runner_fails_its_streams_quickly() {
         let mut req = GenerateRequest::text("Once upon a time");
         req.options.max_tokens = Some(400);
         let mut stream = Box::pin(runner.client.generate(&req).await.unwrap());
+        // The prompt's counts come first, then the first token.
+        assert!(matches!(stream.next().await, Some(Event::Started { prompt_tokens, .. }) if prompt_tokens > 0));
         assert!(matches!(stream.next().await, Some(Event::Token { .. })));
         let pid = runner.pid().unwrap() as i32;
         unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -378,6 +378,7 @@ fn logprobs_list_top_alternatives() {
         let mut req = greedy("Once upon a time", 3);
         req.options.logprobs = Some(3);
         let mut rx = e.generate(req).unwrap();
+        assert!(matches!(rx.recv().await, Some(Event::Started { .. })));
         let Some(Event::Token {
             token,
             logprobs: Some(lp),

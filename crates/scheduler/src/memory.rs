@@ -64,6 +64,10 @@ pub struct ModelShape {
     pub trained_context: Option<u64>,
     /// Bytes of block matrices in types the AMX backend repacks.
     pub amx_bytes: u64,
+    /// The header keys the file lacks, whose figures were taken from its tensors or
+    /// assumed at their largest (all attention heads as KV heads), so that the estimate
+    /// errs high; empty for a complete header.
+    pub guessed: Vec<&'static str>,
 }
 
 fn num(g: &GgufFile, key: &str) -> Option<u64> {
@@ -93,18 +97,61 @@ impl ModelShape {
             .unwrap_or("llama")
             .to_string();
         let key = |k: &str| num(g, &format!("{arch}.{k}"));
-        let n_embd = key("embedding_length").unwrap_or(0);
-        let n_head = key("attention.head_count").unwrap_or(1).max(1);
+        let tensor_dim = |name: &str, i: usize| {
+            g.tensors
+                .iter()
+                .find(|t| t.name == name)
+                .and_then(|t| t.dims.get(i).copied())
+        };
+        let mut guessed = Vec::new();
+        let mut or_guess = |v: Option<u64>, name: &'static str, guess: Option<u64>| {
+            v.or_else(|| {
+                guessed.push(name);
+                guess
+            })
+        };
+        // Blocks counted from the tensor names when the key is missing.
+        let blocks = g
+            .tensors
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix("blk.")?
+                    .split('.')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .map(|n| n + 1);
+        let n_layer = or_guess(key("block_count"), "block_count", blocks).unwrap_or(0);
+        let n_embd = or_guess(
+            key("embedding_length"),
+            "embedding_length",
+            tensor_dim("token_embd.weight", 0),
+        )
+        .unwrap_or(0);
+        // Without the head counts, heads of 64 (the narrowest in common use, so the most
+        // heads and the largest attention buffers), every one a KV head (the widest KV
+        // cache a model of this width can have).
+        let n_head = or_guess(
+            key("attention.head_count"),
+            "attention.head_count",
+            Some(n_embd / 64),
+        )
+        .unwrap_or(1)
+        .max(1);
         let n_head_kv = key("attention.head_count_kv").unwrap_or(n_head).max(1);
         let head = n_embd / n_head;
         let k_head = key("attention.key_length").unwrap_or(head);
         let v_head = key("attention.value_length").unwrap_or(head);
-        let n_vocab = g
-            .tensors
-            .iter()
-            .find(|t| t.name == "token_embd.weight")
-            .and_then(|t| t.dims.get(1).copied())
-            .unwrap_or(32_000);
+        let n_ff = or_guess(
+            key("feed_forward_length"),
+            "feed_forward_length",
+            tensor_dim("blk.0.ffn_up.weight", 1).or(Some(4 * n_embd)),
+        )
+        .unwrap_or(4 * n_embd);
+        let n_vocab = tensor_dim("token_embd.weight", 1).unwrap_or(32_000);
         let amx_bytes = g
             .tensors
             .iter()
@@ -116,14 +163,15 @@ impl ModelShape {
         ModelShape {
             amx_bytes,
             file_bytes,
-            n_layer: key("block_count").unwrap_or(0),
+            n_layer,
             n_embd,
-            n_ff: key("feed_forward_length").unwrap_or(4 * n_embd),
+            n_ff,
             n_vocab,
             k_width: n_head_kv * k_head,
             n_head,
             v_width: n_head_kv * v_head,
             trained_context: key("context_length"),
+            guessed,
         }
     }
 }
@@ -289,6 +337,7 @@ mod tests {
             n_head: 12,
             trained_context: Some(2048),
             amx_bytes: 0,
+            guessed: Vec::new(),
         }
     }
 
@@ -355,5 +404,56 @@ mod tests {
         assert_eq!(s.n_vocab, 320);
         assert_eq!(s.trained_context, Some(512));
         assert_eq!(s.file_bytes, std::fs::metadata(&p).unwrap().len());
+        assert!(s.guessed.is_empty(), "{:?}", s.guessed);
+    }
+
+    #[test]
+    fn missing_keys_are_read_from_tensors_or_assumed_high_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (full, bare) = (dir.path().join("full.gguf"), dir.path().join("bare.gguf"));
+        // Heads of 64 and grouped KV heads, as real models have them.
+        let spec = modelrunner_testkit::LlamaSpec {
+            n_embd: 128,
+            n_head: 2,
+            n_head_kv: 1,
+            ..modelrunner_testkit::LlamaSpec::tiny()
+        };
+        let w = spec.build(1);
+        w.write_file(&full).unwrap();
+        let mut w = w;
+        for k in [
+            "llama.block_count",
+            "llama.embedding_length",
+            "llama.feed_forward_length",
+            "llama.attention.head_count",
+            "llama.attention.head_count_kv",
+        ] {
+            w = w.without(k);
+        }
+        w.write_file(&bare).unwrap();
+        let f = ModelShape::read(std::slice::from_ref(&full)).unwrap();
+        let b = ModelShape::read(std::slice::from_ref(&bare)).unwrap();
+        assert_eq!(
+            b.guessed,
+            [
+                "block_count",
+                "embedding_length",
+                "attention.head_count",
+                "feed_forward_length"
+            ]
+        );
+        // What the tensors say is exact; the KV width is the largest possible.
+        assert_eq!((b.n_layer, b.n_embd, b.n_ff), (f.n_layer, f.n_embd, f.n_ff));
+        assert_eq!(f.k_width, 64, "1 KV head of 64");
+        assert_eq!(b.k_width, 128, "every head a KV head");
+        assert_eq!(b.n_head, f.n_head);
+        let (ef, eb) = (
+            estimate(&f, 4, 512, RUNNER_BASELINE, 0),
+            estimate(&b, 4, 512, RUNNER_BASELINE, 0),
+        );
+        assert!(
+            eb.kv_cache > ef.kv_cache && eb.total > ef.total,
+            "{eb:?} vs {ef:?}"
+        );
     }
 }

@@ -101,6 +101,12 @@ impl GgufWriter {
         self
     }
 
+    /// Removes a key.
+    pub fn without(mut self, key: &str) -> Self {
+        self.kvs.retain(|(k, _)| k != key);
+        self
+    }
+
     /// Replaces a key's value (or adds it).
     pub fn set(mut self, key: &str, value: Kv) -> Self {
         self.kvs.retain(|(k, _)| k != key);

@@ -442,7 +442,10 @@ pub(crate) fn messages(
                 options,
                 ..GenerateRequest::chat(chat)
             }],
-            params: &[("stop", "stop_sequences")],
+            params: &[
+                ("stop", "stop_sequences"),
+                ("json_schema", "output_config.format"),
+            ],
         },
         stream: f.stream,
     })

@@ -135,15 +135,17 @@ pub(crate) async fn preload(
 /// Checks every choice (the one validation of a request, with the protocol's limits),
 /// resolves the model and starts every choice on it.
 pub(crate) async fn start(state: &AppState, gen: &Generation) -> Result<Running, ApiError> {
+    // The dialect's name for an internal parameter.
+    let theirs = |param: &str| match gen.params.iter().find(|(ours, _)| *ours == param) {
+        Some((_, theirs)) => (*theirs).to_string(),
+        None => param.to_string(),
+    };
     for c in &gen.choices {
         c.validate().map_err(|e| match e {
-            RunnerError::InvalidParam { param, message } => {
-                let param = match gen.params.iter().find(|(ours, _)| *ours == param) {
-                    Some((_, theirs)) => (*theirs).to_string(),
-                    None => param,
-                };
-                RunnerError::InvalidParam { param, message }
-            }
+            RunnerError::InvalidParam { param, message } => RunnerError::InvalidParam {
+                param: theirs(&param),
+                message,
+            },
             other => other,
         })?;
     }
@@ -151,10 +153,12 @@ pub(crate) async fn start(state: &AppState, gen: &Generation) -> Result<Running,
     let mut guards = Vec::with_capacity(gen.choices.len());
     let mut streams = Vec::with_capacity(gen.choices.len());
     for req in &gen.choices {
+        // What only the model can refuse (a grammar) is named as the dialect calls it.
         let (g, s) = on_runner(state, &spec, gen.keep_alive, |c| {
             first_event(c, req, state, &spec.name)
         })
-        .await?;
+        .await
+        .map_err(|e| e.rename_param(theirs))?;
         guards.push(g);
         streams.push(s);
     }

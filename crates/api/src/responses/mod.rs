@@ -96,11 +96,25 @@ fn background(state: &AppState, generation: Generation, who: Identity) -> Json<V
     Json(first)
 }
 
+/// `GET /v1/responses/{id}`'s query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RetrieveQuery {
+    #[serde(default)]
+    stream: bool,
+}
+
 /// `GET /v1/responses/{id}`.
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<RetrieveQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if q.stream {
+        return Err(ApiError::invalid(
+            "stream",
+            "a stored response is not replayed as a stream; GET it without stream",
+        ));
+    }
     let r = state
         .responses
         .stored

@@ -102,6 +102,13 @@ impl Scheduler {
         let shape = tokio::task::spawn_blocking(move || ModelShape::read(&shards))
             .await
             .map_err(|e| SchedulerError::Load(e.to_string()))??;
+        if !shape.guessed.is_empty() {
+            warn!(
+                model = %spec.name,
+                missing = ?shape.guessed,
+                "the GGUF header lacks keys the memory estimate needs; estimating from the tensors and the widest KV cache, which errs high"
+            );
+        }
         let slots = settings.parallel();
         let gpu_layers = if self.cfg.gpu {
             settings.gpu_layers()

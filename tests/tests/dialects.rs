@@ -84,6 +84,26 @@ async fn every_failure_under_anthropic_paths_has_anthropics_shape() {
                      "messages": [{"role": "user", "content": "x".repeat(5000)}]});
     let r = keyed("/v1/messages").json(&big).send().await.unwrap();
     check(r, 413, "request_too_large").await;
+    // Compressed bodies (Codex sends zstd) are read, and the limit holds for what they
+    // decompress to.
+    let zstd = |v: &Value| zstd::encode_all(v.to_string().as_bytes(), 3).unwrap();
+    assert!(zstd(&big).len() < 4096);
+    let r = keyed("/v1/messages")
+        .header("content-encoding", "zstd")
+        .body(zstd(&big))
+        .send()
+        .await
+        .unwrap();
+    check(r, 413, "request_too_large").await;
+    let r = keyed("/v1/messages")
+        .header("content-encoding", "zstd")
+        .body(zstd(&msg))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "message", "{v}");
     let mut unknown = msg.clone();
     unknown["model"] = json!("no-such-model");
     let r = keyed("/anthropic/v1/messages")

@@ -159,6 +159,9 @@ pub fn router(state: AppState) -> Router {
             metrics::count_requests,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        // zstd and gzip request bodies (Codex sends zstd); the limit above applies to
+        // what they decompress to.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             host::check_host,

@@ -113,48 +113,122 @@ mod tests {
         assert_eq!(documented, t.len(), "one operation per table entry");
     }
 
-    #[tokio::test]
-    async fn every_documented_operation_reaches_a_handler() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The router over an empty store.
+    fn app(dir: &std::path::Path) -> axum::Router {
         let store =
-            std::sync::Arc::new(modelrunner_store::Store::open(&dir.path().join("store")).unwrap());
+            std::sync::Arc::new(modelrunner_store::Store::open(&dir.join("store")).unwrap());
         let scheduler =
             modelrunner_scheduler::Scheduler::new(modelrunner_scheduler::SchedulerConfig {
-                run_dir: dir.path().join("run"),
+                run_dir: dir.join("run"),
                 ..Default::default()
             })
             .unwrap();
         let registry = modelrunner_registry::Registry::new(Default::default()).unwrap();
-        let app = crate::router(AppState::new(
+        crate::router(AppState::new(
             store,
             scheduler,
             crate::ApiConfig::default(),
             registry,
-        ));
+        ))
+    }
+
+    /// Asserts the router has a handler for `method path`.
+    async fn reaches_a_handler(app: &axum::Router, method: Method, path: &str) {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("host", "localhost");
+        let body = if method == Method::POST {
+            req = req.header("content-type", "application/json");
+            Body::from("{}")
+        } else {
+            Body::empty()
+        };
+        let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_ne!(status, 405, "{method} {path}: {text}");
+        assert!(
+            !text.contains("no route for"),
+            "{method} {path} fell through: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_documented_operation_reaches_a_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
         for route in table() {
             let path = route.path.replace("{name}", "m");
-            let mut req = Request::builder()
-                .method(route.method.clone())
-                .uri(&path)
-                .header("host", "localhost");
-            let body = if route.method == Method::POST {
-                req = req.header("content-type", "application/json");
-                Body::from("{}")
-            } else {
-                Body::empty()
-            };
-            let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-            let status = resp.status();
-            let bytes = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .unwrap()
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes);
-            assert_ne!(status, 405, "{} {path}: {text}", route.method);
+            reaches_a_handler(&app, route.method.clone(), &path).await;
+        }
+    }
+
+    /// The routes clients call, written down apart from the table (from the docs of
+    /// OpenAI, Anthropic, Docker Model Runner and llama-server): each is served and
+    /// documented.
+    #[tokio::test]
+    async fn the_routes_clients_call_are_served_and_documented() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let doc = openapi();
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        let known = [
+            (&post, "/v1/chat/completions", "/v1/chat/completions"),
+            (
+                &post,
+                "/engines/v1/chat/completions",
+                "/engines/v1/chat/completions",
+            ),
+            (
+                &post,
+                "/engines/llama.cpp/v1/completions",
+                "/engines/llama.cpp/v1/completions",
+            ),
+            (&post, "/v1/embeddings", "/v1/embeddings"),
+            (&get, "/v1/models", "/v1/models"),
+            (&get, "/v1/models/ai/smollm2", "/v1/models/{name}"),
+            (&post, "/v1/messages", "/v1/messages"),
+            (
+                &post,
+                "/v1/messages/count_tokens",
+                "/v1/messages/count_tokens",
+            ),
+            (&post, "/anthropic/v1/messages", "/anthropic/v1/messages"),
+            (&post, "/v1/responses", "/v1/responses"),
+            (&get, "/v1/responses/resp_1", "/v1/responses/{id}"),
+            (&delete, "/v1/responses/resp_1", "/v1/responses/{id}"),
+            (
+                &get,
+                "/v1/responses/resp_1/input_items",
+                "/v1/responses/{id}/input_items",
+            ),
+            (
+                &post,
+                "/v1/responses/resp_1/cancel",
+                "/v1/responses/{id}/cancel",
+            ),
+            (&post, "/tokenize", "/tokenize"),
+            (&post, "/apply-template", "/apply-template"),
+            (&post, "/models/create", "/models/create"),
+            (&get, "/models", "/models"),
+            (&get, "/models/ai/smollm2", "/models/{name}"),
+            (&delete, "/models/ai/smollm2", "/models/{name}"),
+            (&get, "/engines/ps", "/engines/ps"),
+            (&get, "/engines/status", "/engines/status"),
+            (&post, "/engines/_configure", "/engines/_configure"),
+            (&get, "/health", "/health"),
+        ];
+        for (method, path, documented) in known {
+            reaches_a_handler(&app, method.clone(), path).await;
+            let m = method.as_str().to_ascii_lowercase();
             assert!(
-                !text.contains("no route for"),
-                "{} {path} fell through: {text}",
-                route.method
+                doc["paths"][documented][&m].is_object(),
+                "{m} {documented} undocumented"
             );
         }
     }

@@ -188,6 +188,8 @@ pub struct Logged {
     pub path: String,
     /// The status it answered.
     pub status: u16,
+    /// Bytes of the body it sent.
+    pub bytes: u64,
 }
 
 impl TestRegistry {
@@ -200,11 +202,14 @@ impl TestRegistry {
                 let (line, rest) = rest.split_once("\" ")?;
                 let mut w = line.split(' ');
                 let (method, path) = (w.next()?, w.next()?);
-                let status = rest.split(' ').next()?.parse().ok()?;
+                let mut rest = rest.split(' ');
+                let status = rest.next()?.parse().ok()?;
+                let bytes = rest.next()?.parse().unwrap_or(0);
                 Some(Logged {
                     method: method.to_string(),
                     path: path.to_string(),
                     status,
+                    bytes,
                 })
             })
             .collect()

@@ -429,11 +429,17 @@ fn metrics_appear_and_move_with_requests_loads_and_transfers() {
     let pushed = metric(&scrape(), "modelrunner_registry_push_bytes_total");
     assert!(pushed > 100_000.0, "{pushed}");
     d.ok(&["rm", &tag]);
+    let before = reg.requests().len();
     d.ok(&["pull", &tag]);
-    assert_eq!(
-        metric(&scrape(), "modelrunner_registry_pull_bytes_total"),
-        pushed
-    );
+    // The registry's own count of the blob bytes it sent.
+    let sent: u64 = reg.requests()[before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:") && r.status == 200)
+        .map(|r| r.bytes)
+        .sum();
+    let pulled = metric(&scrape(), "modelrunner_registry_pull_bytes_total");
+    assert_eq!(pulled, sent as f64, "{:?}", &reg.requests()[before..]);
+    assert_eq!(pulled, pushed);
 }
 
 #[test]

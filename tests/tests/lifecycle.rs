@@ -2,7 +2,7 @@
 //! first requests, keep-alive, LRU eviction under a memory limit, refusal when nothing
 //! fits, crash and hang supervision, overload, client disconnects, SIGTERM, restarts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use modelrunner_e2e::{alive, get, post, runner_pids, sse_data, wait_until, Daemon};
@@ -221,18 +221,19 @@ async fn a_crashed_runner_fails_its_streams_fast_and_reloads() {
     let c = reqwest::Client::new();
     let mut s = streaming(&c, &d, "stories").await;
     let pid = ps(&c, &d).await[0]["pid"].as_i64().unwrap() as i32;
-    let killed = Instant::now();
     // SAFETY: killing the runner we just looked up.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let mut rest = String::new();
-    while let Some(Ok(b)) = s.next().await {
-        rest.push_str(&String::from_utf8_lossy(&b));
-    }
-    assert!(
-        killed.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        killed.elapsed()
-    );
+    // The stream ends with the runner, not when its context would have filled: an error
+    // event and no [DONE] (the timeout only guards against waiting for ever).
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut rest = String::new();
+        while let Some(Ok(b)) = s.next().await {
+            rest.push_str(&String::from_utf8_lossy(&b));
+        }
+        rest
+    })
+    .await
+    .expect("the stream of a killed runner ends");
     assert!(
         rest.contains("\"error\""),
         "the stream ends with an error event: {rest}"
@@ -317,11 +318,10 @@ async fn overload_is_refused_fast_and_disconnects_free_slots() {
     wait_until("the queue to fill", Duration::from_secs(5), || {
         requests() == 3
     });
-    // Slot and queue full: refused at once.
-    let t = Instant::now();
+    // Slot and queue full: refused, not queued (a queued request would wait for the
+    // held stream and then succeed).
     let (s, h, v) = post(&c, &d.u("/v1/chat/completions"), &chat("stories", 3, false)).await;
     assert_eq!(s, 503, "{v}");
-    assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(h["retry-after"], "1");
     assert_eq!(v["error"]["code"], "model_busy");
     // The client of the first goes away: its slot frees, the queued ones run.
@@ -457,19 +457,31 @@ async fn repeated_load_failures_back_off() {
         .unwrap();
     d.ok(&["package", "--gguf", p.to_str().unwrap(), "alien"]);
     let c = reqwest::Client::new();
+    let waits = || async {
+        let log = c
+            .get(d.u("/logs?tail=10000"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        log.lines()
+            .filter(|l| l.contains("waiting before loading again"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     for _ in 0..2 {
         let (s, v) = touch(&c, &d, "alien").await;
         assert_eq!(s, 500, "{v}");
     }
-    // From the second failure in a row, the next load waits (1 s, then 2 s, ...).
-    let t = Instant::now();
+    assert!(waits().await.is_empty(), "{:?}", waits().await);
+    // From the second failure in a row, the next load waits (1 s, then 2 s, ...): the
+    // scheduler says so in its log, with the count of failures.
     let (s, v) = touch(&c, &d, "alien").await;
     assert_eq!(s, 500, "{v}");
-    assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "no backoff: {:?}",
-        t.elapsed()
-    );
+    let w = waits().await;
+    assert!(w.len() == 1 && w[0].contains("failures=2"), "{w:?}");
     // Settings for a model that cannot load: the answer says so.
     let (s, _, v) = post(
         &c,

@@ -302,3 +302,42 @@ fn offline_fsck_reports_and_repairs_corruption() {
     let d = Daemon::start_in(dir, store, &[]);
     d.ok(&["rm", "m"]);
 }
+
+#[test]
+fn an_export_with_a_damaged_blob_never_passes_for_whole() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let good = d.dir.path().join("good.tar");
+    d.ok(&["export", "stories", "-o", good.to_str().unwrap()]);
+    let url = d.u("/models/stories/export");
+    let r = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(
+        r.content_length(),
+        Some(std::fs::metadata(&good).unwrap().len()),
+        "the exact length is announced"
+    );
+    // The GGUF blob damaged in place, its size unchanged.
+    let blob = std::fs::read_dir(d.store.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+    let bad = d.dir.path().join("bad.tar");
+    let err = d.fails(&["export", "stories", "-o", bad.to_str().unwrap()]);
+    assert!(err.contains("ended the archive early"), "{err}");
+    assert!(!bad.exists(), "no partial archive is left behind");
+    // Any HTTP client sees a failed body, not a short archive that ends well.
+    let r = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().is_err(), "the body must fail");
+    // A blob that is gone is refused before the first byte.
+    std::fs::remove_file(&blob).unwrap();
+    let r = reqwest::blocking::get(&url).unwrap();
+    assert!(!r.status().is_success(), "{}", r.status());
+    let v: serde_json::Value = r.json().unwrap();
+    assert!(v["error"]["message"].is_string(), "{v}");
+}

@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use modelrunner_format::Reference;
 use modelrunner_store::LoadLimits;
 use serde_json::{json, Value};
-use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 use tracing::instrument;
 
 use crate::wire::ModelJson;
@@ -68,19 +68,73 @@ fn file_name_for(reference: &str) -> String {
         .collect()
 }
 
+/// The archive's bytes, sent to the response body as they are written; a failure is
+/// sent as the body's error, which ends the response before its `Content-Length`.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(1 << 20),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 1 << 20 {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// `GET /models/{name}/export`: a tar archive with its exact `Content-Length`. What can
+/// be checked before the first byte (the model, every blob there with its size) is an
+/// error status; a blob found damaged while it is sent ends the response short of its
+/// length, which every HTTP client reports as an error.
 #[instrument(skip_all, fields(model = %name))]
 async fn export_model(state: AppState, name: String) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let lookup = name.clone();
-    let model = blocking(move || store.resolve_partial(&lookup).map_err(ApiError::from)).await?;
-    let (reader, writer) = tokio::io::duplex(1 << 20);
+    let (model, len) = blocking(move || {
+        let model = store.resolve_partial(&lookup)?;
+        let len = store.export_len(&model.id.to_string())?;
+        Ok((model, len))
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = state.store.clone();
     let id = model.id.to_string();
     tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(1 << 20, SyncIoBridge::new(writer));
-        if let Err(e) = store.export(&id, out) {
-            // The client sees a truncated archive, which tar readers reject.
-            tracing::warn!(model = %id, cause = %e, "export failed mid-stream");
+        let mut out = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(1 << 20),
+        };
+        let done = store
+            .export(&id, &mut out)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                std::io::Write::flush(&mut out).map_err(|e| format!("sending the archive: {e}"))
+            });
+        if let Err(e) = done {
+            tracing::warn!(model = %id, cause = %e, "export failed mid-stream; the response ends short of its length");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
         }
     });
     let filename = file_name_for(model.tags.first().map_or(&name, |t| t));
@@ -91,8 +145,11 @@ async fn export_model(state: AppState, name: String) -> Result<Response, ApiErro
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{filename}.tar\""),
             ),
+            (header::CONTENT_LENGTH, len.to_string()),
         ],
-        Body::from_stream(ReaderStream::with_capacity(reader, 1 << 20)),
+        Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        })),
     )
         .into_response())
 }

@@ -7,6 +7,7 @@ mod models;
 mod package;
 mod run;
 mod transfer;
+mod verify;
 
 use std::path::PathBuf;
 

@@ -212,13 +212,36 @@ pub async fn export(c: &Client, model: &str, output: Option<PathBuf>) -> anyhow:
         }
         None => Box::new(std::io::stdout().lock()),
     };
+    let expected = resp.content_length();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        out.write_all(&chunk.context("while downloading the archive")?)?;
+    let mut received = 0u64;
+    let copied: anyhow::Result<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.context("the daemon ended the archive early (its log says why)")?;
+            received += chunk.len() as u64;
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        if let Some(n) = expected.filter(|n| *n != received) {
+            bail!("received {received} of the archive's {n} bytes");
+        }
+        Ok(())
     }
-    out.flush()?;
+    .await;
+    drop(out);
+    let checked = copied.and_then(|()| match &output {
+        Some(p) => crate::verify::verify_archive(p).map(|_| ()),
+        None => Ok(()),
+    });
+    if let Err(e) = checked {
+        // A partial or damaged archive is not left behind as if it were one.
+        if let Some(p) = &output {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e.context(format!("exporting {model} failed")));
+    }
     if let Some(p) = output {
-        eprintln!("Exported {model} to {}", p.display());
+        eprintln!("Exported {model} to {} (verified)", p.display());
     }
     Ok(())
 }

@@ -54,6 +54,58 @@ pub fn classify_entry(path: &str) -> Result<EntryName, FormatError> {
     }
 }
 
+/// The exact length of the archive [`TarWriter`] writes for blobs of `blob_sizes` and a
+/// manifest of `manifest_len` bytes: two directory entries, a 512-byte header and the
+/// data padded to 512 bytes per file, and two zero blocks at the end.
+pub fn archive_len(blob_sizes: impl IntoIterator<Item = u64>, manifest_len: u64) -> u64 {
+    let entry = |size: u64| 512 + size.div_ceil(512) * 512;
+    let blobs: u64 = blob_sizes.into_iter().map(entry).sum();
+    2 * entry(0) + blobs + entry(manifest_len) + 1024
+}
+
+/// A reader of a blob that checks its digest: at the end of `size` bytes a blob whose
+/// bytes do not hash to `digest` is an error, so a copy never ends as if it were whole.
+pub struct VerifiedReader<R> {
+    inner: std::io::Take<R>,
+    digest: Digest,
+    hasher: Option<crate::digest::Hasher>,
+}
+
+impl<R: Read> VerifiedReader<R> {
+    /// Reads `size` bytes of `inner`, expected to hash to `digest`.
+    pub fn new(inner: R, digest: Digest, size: u64) -> Self {
+        VerifiedReader {
+            inner: inner.take(size),
+            digest,
+            hasher: Some(crate::digest::Hasher::new()),
+        }
+    }
+}
+
+impl<R: Read> Read for VerifiedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let Some(h) = self.hasher.as_mut() else {
+            return Ok(n);
+        };
+        h.update(&buf[..n]);
+        // Checked with the last byte (a reader above may never ask past the size).
+        if self.inner.limit() == 0 || n == 0 && !buf.is_empty() {
+            let got = self.hasher.take().expect("present").finish();
+            if got != self.digest {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} reads as {got}: the stored file is damaged",
+                        self.digest
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Writes the layout; the caller adds blobs, then the manifest.
 pub struct TarWriter<W: Write> {
     builder: tar::Builder<W>,
@@ -99,6 +151,38 @@ impl<W: Write> TarWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_archive_length_is_known_before_it_is_written() {
+        let blobs: Vec<Vec<u8>> = vec![vec![1; 0], vec![2; 511], vec![3; 512], vec![4; 1300]];
+        let manifest = b"{\"layers\":[]}";
+        let mut w = TarWriter::new(Vec::new()).unwrap();
+        for b in &blobs {
+            let d = Digest::of(b);
+            w.blob(
+                &d,
+                b.len() as u64,
+                VerifiedReader::new(&b[..], d, b.len() as u64),
+            )
+            .unwrap();
+        }
+        let out = w.finish(manifest).unwrap();
+        let sizes = blobs.iter().map(|b| b.len() as u64);
+        assert_eq!(archive_len(sizes, manifest.len() as u64), out.len() as u64);
+    }
+
+    #[test]
+    fn a_damaged_blob_fails_its_copy() {
+        let good = vec![7u8; 2000];
+        let d = Digest::of(&good);
+        let mut bad = good.clone();
+        bad[1999] = 8;
+        let mut w = TarWriter::new(Vec::new()).unwrap();
+        let e = w
+            .blob(&d, 2000, VerifiedReader::new(&bad[..], d, 2000))
+            .unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
 
     #[test]
     fn classifies_layout_entries() {

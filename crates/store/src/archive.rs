@@ -5,7 +5,9 @@ use std::fs;
 use std::io::{Read, Write};
 
 use modelrunner_format::manifest::MAX_DOCUMENT_BYTES;
-use modelrunner_format::tarball::{classify_entry, EntryName, TarWriter};
+use modelrunner_format::tarball::{
+    archive_len, classify_entry, EntryName, TarWriter, VerifiedReader,
+};
 use modelrunner_format::{Digest, Manifest};
 use tracing::{info, warn};
 
@@ -149,25 +151,46 @@ impl Store {
         Ok(info)
     }
 
-    /// Writes a model as an archive: layers, config, then the manifest.
+    /// The exact length of a model's archive, after checking that every blob is there
+    /// with its size (what can be known before the first byte is sent).
+    pub fn export_len(&self, reference: &str) -> Result<u64, StoreError> {
+        let model = self.resolve(reference)?;
+        let manifest = self.manifest_bytes(&model.id)?;
+        let mut sizes = Vec::new();
+        for d in model.manifest.blobs() {
+            self.checked_blob(&d.digest, d.size)?;
+            sizes.push(d.size);
+        }
+        Ok(archive_len(sizes, manifest.len() as u64))
+    }
+
+    /// A blob's file, checked to have `size` bytes.
+    fn checked_blob(&self, digest: &Digest, size: u64) -> Result<std::fs::File, StoreError> {
+        let f = self.open_blob(digest)?;
+        let len = f
+            .metadata()
+            .map_err(|e| StoreError::io("reading blob", e))?
+            .len();
+        if len != size {
+            return Err(StoreError::Broken(format!(
+                "blob {digest} has {len} bytes, expected {size}"
+            )));
+        }
+        Ok(f)
+    }
+
+    /// Writes a model as an archive: layers, config, then the manifest. Every blob's
+    /// bytes are checked against its digest as they are written; a damaged one fails the
+    /// export.
     pub fn export(&self, reference: &str, out: impl Write) -> Result<(), StoreError> {
         let model = self.resolve(reference)?;
         let manifest = self.manifest_bytes(&model.id)?;
         let io = |e| StoreError::io("writing the archive", e);
         let mut tar = TarWriter::new(out).map_err(io)?;
         for d in model.manifest.blobs() {
-            let f = self.open_blob(&d.digest)?;
-            let len = f
-                .metadata()
-                .map_err(|e| StoreError::io("reading blob", e))?
-                .len();
-            if len != d.size {
-                return Err(StoreError::Broken(format!(
-                    "blob {} has {len} bytes, expected {}",
-                    d.digest, d.size
-                )));
-            }
-            tar.blob(&d.digest, d.size, f).map_err(io)?;
+            let f = self.checked_blob(&d.digest, d.size)?;
+            let data = VerifiedReader::new(f, d.digest, d.size);
+            tar.blob(&d.digest, d.size, data).map_err(io)?;
         }
         tar.finish(&manifest).map_err(io)?;
         Ok(())

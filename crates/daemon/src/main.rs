@@ -88,7 +88,10 @@ fn run_dir(store: &Path) -> PathBuf {
 fn scheduler_config(config: &Config) -> anyhow::Result<SchedulerConfig> {
     let s = &config.serving;
     Ok(SchedulerConfig {
-        program: std::env::current_exe().context("while finding the modelrunnerd binary")?,
+        program: match &s.runner_program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("while finding the modelrunnerd binary")?,
+        },
         run_dir: run_dir(&config.store),
         settings_file: Some(config.store.join("engines.json")),
         keep_alive: s.keep_alive,

@@ -80,8 +80,10 @@ pub(crate) async fn embeddings(
     // A runner that answers with another count of vectors than inputs is broken; a
     // short list would pair the wrong vectors with the inputs.
     if out.len() != wanted || out.iter().any(|e| e.embedding.len() != width as usize) {
+        let widths: std::collections::BTreeSet<usize> =
+            out.iter().map(|e| e.embedding.len()).collect();
         return Err(ApiError::internal(format!(
-            "the runner gave {} embeddings for {wanted} inputs",
+            "the runner gave {} embeddings of widths {widths:?} for {wanted} inputs of a {width}-wide model",
             out.len()
         )));
     }

@@ -157,6 +157,12 @@ pub struct Serving {
         default_value = "30s"
     )]
     pub shutdown_timeout: Span,
+    /// The program each model's runner is started as, with `runner LAUNCH-JSON` as its
+    /// arguments (a wrapper that sets limits or a profiler, or a stand-in in tests)
+    /// [default: this modelrunnerd]
+    #[arg(long, env = "MODELRUNNER_RUNNER_PROGRAM")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_program: Option<PathBuf>,
 }
 
 /// Registry flags, added to the file's `[registries]` lists.

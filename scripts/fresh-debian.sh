@@ -7,6 +7,7 @@
 # beside it, then runs, as root inside it: scripts/start.sh until the daemon answers on
 # 127.0.0.1:12434, then scripts/test.sh. Needs root and debootstrap (apt-get install
 # debootstrap). The log is DIR.log; the exit status is scripts/test.sh's.
+# FRESH_SKIP_START=1 runs only scripts/test.sh (start.sh's release build is the slow half).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(realpath -m "${1:-/var/tmp/modelrunner-fresh-debian}")
@@ -51,12 +52,13 @@ else
   cp -a ../shared "$ROOT/work/shared"
 fi
 [ -e "$ROOT/proc/self/exe" ] || { echo "fresh: /proc is not mounted in $ROOT" >&2; exit 1; }
-chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" \
+chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb CI="${CI:-}" FRESH_SKIP_START="${FRESH_SKIP_START:-}" \
   PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -c '
     set -euo pipefail
     if command -v update-ca-certificates >/dev/null; then update-ca-certificates >/dev/null; fi
     cd /work/modelrunner
+    if [ -n "$FRESH_SKIP_START" ]; then exec scripts/test.sh; fi
     (scripts/start.sh >/work/start.log 2>&1 &)
     for _ in $(seq 1 1800); do
       if curl -fsS http://127.0.0.1:12434/models >/dev/null 2>&1; then break; fi

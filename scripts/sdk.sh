@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the client libraries that tests/tests/sdk.rs drives (the OpenAI Python SDK,
-# the OpenAI Agents SDK and LangChain; the OpenAI Node SDK), pinned with hashes by
-# tests/sdk/requirements.txt and tests/sdk/package-lock.json.
+# Installs the client libraries that tests/tests/sdk.rs drives (the OpenAI and Anthropic
+# Python SDKs, the OpenAI Agents SDK and LangChain; the OpenAI and Anthropic Node SDKs),
+# pinned with hashes by tests/sdk/requirements.txt and tests/sdk/package-lock.json.
 # They are installed once per machine, under ~/.cache/modelrunner/sdk/ in a directory
 # named after the pins and the interpreters' versions, and target/sdk links to it, so
 # a clean clone downloads nothing that an earlier one fetched.
@@ -18,7 +18,7 @@ if ! [ -f "$cache/python.done" ]; then
   touch "$cache/python.done"
 fi
 if ! [ -f "$cache/node.done" ]; then
-  echo "sdk: installing the OpenAI Node SDK (tests/sdk/package-lock.json) into $cache"
+  echo "sdk: installing the OpenAI and Anthropic Node SDKs (tests/sdk/package-lock.json) into $cache"
   rm -rf "$cache/node"
   mkdir -p "$cache/node"
   cp tests/sdk/package.json tests/sdk/package-lock.json "$cache/node/"

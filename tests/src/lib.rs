@@ -4,6 +4,7 @@
 
 pub mod fake_registry;
 pub mod registry;
+pub mod serving;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

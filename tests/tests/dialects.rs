@@ -1,7 +1,7 @@
 //! Anthropic Messages and OpenAI Responses over real HTTP, for what their SDKs cannot
 //! show: every failure under the Anthropic paths (a missing key, an unknown route, bad
 //! JSON, a body over the limit) in Anthropic's shape, a runner killed mid-stream ending
-//! each dialect's stream with its own error events, background responses run and
+//! each dialect's stream with its own error events (Ollama's last NDJSON line included), background responses run and
 //! cancelled, and a conversation too large to store refused without losing what was
 //! stored.
 
@@ -228,6 +228,19 @@ async fn a_runner_killed_mid_stream_ends_each_dialects_stream_with_its_error_eve
     )
     .await;
     assert_eq!((s, v["status"].as_str()), (200, Some("incomplete")), "{v}");
+
+    // Ollama's NDJSON ends with one {"error"} line, the status still 200.
+    let body = json!({"model": "stories", "messages": [{"role": "user", "content": "hi"}],
+        "format": long(), "options": {"num_predict": 4000}});
+    let rest = killed_stream(&c, &d, "/api/chat", &body, "\"done\":false").await;
+    let last: Value = serde_json::from_str(rest.trim_end().rsplit('\n').next().unwrap()).unwrap();
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("generation failed")),
+        "{last}"
+    );
+    assert!(!rest.contains("\"done\":true"), "{rest}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,13 @@
 //! real daemon: chat (streaming and not), completions, embeddings, model listing,
 //! `json_schema` output, the SDKs' own exception types for errors, and tool calls through
 //! the Python SDK, the OpenAI Agents SDK and LangChain; the official Anthropic SDKs
-//! (Python and TypeScript) against the Messages API.
+//! (Python and TypeScript) against the Messages API; the official ollama Python client and
+//! langchain-ollama against the /api routes, pulling from and pushing to a real registry.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use modelrunner_e2e::registry::{RegistryOptions, TestRegistry};
 use modelrunner_e2e::{key_hash, Daemon};
 
 /// The API key of the daemons that the Anthropic clients talk to.
@@ -144,5 +146,27 @@ fn responses_python_sdk_and_agents_across_a_restart() {
     cmd.arg(source("test_responses.py"))
         .arg("second")
         .env("STATE", &state);
+    run(cmd, &d);
+}
+
+#[test]
+fn ollama_python_client_and_langchain() {
+    let python = sdk_dir().join("venv/bin/python");
+    require(&python);
+    let reg = TestRegistry::start(RegistryOptions::default());
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    d.package_with_template("tools", "hermes");
+    // The registry holds a model for the client to pull.
+    let remote = format!("{}/test/stories:v1", reg.host);
+    d.ok(&["tag", "stories", &remote]);
+    d.ok(&["push", &remote]);
+    d.ok(&["rm", &remote]);
+    let (gguf, _) = modelrunner_testkit::chat_model(d.dir.path());
+    let mut cmd = Command::new(python);
+    cmd.arg(source("test_ollama.py"))
+        .env("OLLAMA_HOST", d.u(""))
+        .env("REGISTRY", &reg.host)
+        .env("GGUF", gguf);
     run(cmd, &d);
 }

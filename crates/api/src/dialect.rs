@@ -21,11 +21,16 @@ pub(crate) enum Dialect {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// Ollama's `/api/*`.
+    Ollama,
 }
 
 impl Dialect {
     /// The dialect of a request path.
     pub(crate) fn of_path(path: &str) -> Dialect {
+        if path == "/api" || path.starts_with("/api/") {
+            return Dialect::Ollama;
+        }
         if path == "/anthropic" || path.starts_with("/anthropic/") {
             return Dialect::Anthropic;
         }
@@ -45,6 +50,7 @@ impl Dialect {
         match self {
             Dialect::OpenAi => crate::openai::error::response(e),
             Dialect::Anthropic => crate::anthropic::error::response(e, request_id),
+            Dialect::Ollama => crate::ollama::error::response(e),
         }
     }
 }
@@ -68,6 +74,9 @@ pub(crate) async fn shape_errors(req: Request, next: Next) -> Response {
         }
         resp = shaped;
     }
+    if dialect != Dialect::Anthropic {
+        return resp;
+    }
     if let Some(v) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         resp.headers_mut().insert("request-id", v);
     }
@@ -89,11 +98,15 @@ mod tests {
         ] {
             assert_eq!(Dialect::of_path(p), Dialect::Anthropic, "{p}");
         }
+        for p in ["/api/chat", "/api/tags", "/api/nothing"] {
+            assert_eq!(Dialect::of_path(p), Dialect::Ollama, "{p}");
+        }
         for p in [
             "/v1/chat/completions",
             "/v1/messagesx",
             "/models",
             "/v1/responses",
+            "/apiary",
         ] {
             assert_eq!(Dialect::of_path(p), Dialect::OpenAi, "{p}");
         }

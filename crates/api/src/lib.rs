@@ -26,6 +26,7 @@ pub mod logs;
 mod metrics;
 mod misc;
 mod models;
+mod ollama;
 mod openai;
 mod pipeline;
 mod registry;

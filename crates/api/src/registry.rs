@@ -56,22 +56,39 @@ pub(crate) async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let reference = parse_reference(&req.from, "from")?;
-    let resolved = state
-        .registry
-        .resolve(&reference, bearer(req.bearer_token))
-        .await?;
+    let t = start_pull(state, &req.from, "from", bearer(req.bearer_token)).await?;
+    Ok(progress_response(&headers, t.rx, t.guard))
+}
+
+/// A started transfer.
+pub(crate) struct Transfer {
+    /// Its progress lines; a failure is the last, of kind error.
+    pub rx: mpsc::UnboundedReceiver<Progress>,
+    /// Cancels it when dropped.
+    pub guard: AbortOnDrop,
+    /// The blobs it moves (or finds already there), as the manifest lists them.
+    pub blobs: Vec<modelrunner_format::Descriptor>,
+}
+
+/// A pull of `from` (named `param` in errors), started once the registry has answered
+/// for the manifest.
+pub(crate) async fn start_pull(
+    state: AppState,
+    from: &str,
+    param: &str,
+    token: Option<String>,
+) -> Result<Transfer, ApiError> {
+    let reference = parse_reference(from, param)?;
+    let resolved = state.registry.resolve(&reference, token).await?;
     info!(reference = %reference, digest = %resolved.remote.digest, "pulling");
-    Ok(stream_transfer(
-        &headers,
-        Mode::Pull,
-        move |sink| async move {
-            state
-                .registry
-                .pull(&state.store, resolved, &reference, sink)
-                .await
-        },
-    ))
+    let blobs = resolved.manifest.blobs().cloned().collect();
+    let (rx, guard) = spawn_transfer(Mode::Pull, move |sink| async move {
+        state
+            .registry
+            .pull(&state.store, resolved, &reference, sink)
+            .await
+    });
+    Ok(Transfer { rx, guard, blobs })
 }
 
 /// `POST /models/{name}/push`: push a stored model under its name.
@@ -88,9 +105,21 @@ pub(crate) async fn push(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
-    let target = parse_reference(&name, "name")?;
+    let t = start_push(state, &name, "name", bearer(req.bearer_token)).await?;
+    Ok(progress_response(&headers, t.rx, t.guard))
+}
+
+/// A push of the stored model `name` (named `param` in errors) under that name, started
+/// once the registry has accepted the credentials.
+pub(crate) async fn start_push(
+    state: AppState,
+    name: &str,
+    param: &str,
+    token: Option<String>,
+) -> Result<Transfer, ApiError> {
+    let target = parse_reference(name, param)?;
     let store = state.store.clone();
-    let lookup = name.clone();
+    let lookup = name.to_string();
     let (model, manifest) = blocking(move || {
         let m = store.resolve(&lookup)?;
         let bytes = store.manifest_bytes(&m.id)?;
@@ -98,21 +127,18 @@ pub(crate) async fn push(
     })
     .await?;
     let others: Vec<Reference> = model.tags.iter().filter_map(|t| t.parse().ok()).collect();
-    let token = bearer(req.bearer_token);
     // Settle authentication before streaming, so refusals get their status.
     let session = state.registry.session(&target, true, token.clone()).await?;
-    let config_digest = Manifest::parse(&manifest)?.config.digest;
-    session.has_blob(&config_digest).await?;
-    Ok(stream_transfer(
-        &headers,
-        Mode::Push,
-        move |sink| async move {
-            state
-                .registry
-                .push(&state.store, manifest, &target, &others, token, sink)
-                .await
-        },
-    ))
+    let parsed = Manifest::parse(&manifest)?;
+    session.has_blob(&parsed.config.digest).await?;
+    let blobs = parsed.blobs().cloned().collect();
+    let (rx, guard) = spawn_transfer(Mode::Push, move |sink| async move {
+        state
+            .registry
+            .push(&state.store, manifest, &target, &others, token, sink)
+            .await
+    });
+    Ok(Transfer { rx, guard, blobs })
 }
 
 /// `GET /models/{name}?remote=true`: the registry's manifest and config, not pulled.
@@ -136,9 +162,12 @@ pub(crate) async fn inspect_remote(
     }))
 }
 
-/// Runs a transfer in its own task (cancelled when the client goes away) and streams
-/// its progress; a failure becomes the last line.
-fn stream_transfer<F, Fut, T>(headers: &HeaderMap, mode: Mode, run: F) -> Response
+/// Runs a transfer in its own task: its progress lines (a failure is the last, of kind
+/// error), and the guard that cancels it when dropped.
+pub(crate) fn spawn_transfer<F, Fut, T>(
+    mode: Mode,
+    run: F,
+) -> (mpsc::UnboundedReceiver<Progress>, AbortOnDrop)
 where
     F: FnOnce(Sink) -> Fut,
     Fut: std::future::Future<Output = Result<T, RegistryError>> + Send + 'static,
@@ -155,12 +184,12 @@ where
         }
         .in_current_span(),
     );
-    progress_response(headers, rx, task)
+    (rx, AbortOnDrop(task))
 }
 
 /// Aborts the transfer when the client goes away (the stream is dropped). A pull's
 /// partial downloads stay behind, invisible and resumable.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), ()>>);
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<Result<(), ()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -176,14 +205,13 @@ impl Drop for AbortOnDrop {
 fn progress_response(
     headers: &HeaderMap,
     rx: mpsc::UnboundedReceiver<Progress>,
-    task: tokio::task::JoinHandle<Result<(), ()>>,
+    guard: AbortOnDrop,
 ) -> Response {
     let json = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
-    let guard = AbortOnDrop(task);
     // While the registry is silent the last line is repeated every second: a client
     // that went away is only noticed when a write fails, and that cancels the pull.
     let state = (rx, guard, None::<Bytes>);
@@ -221,7 +249,7 @@ fn progress_response(
 }
 
 /// How often a silent transfer repeats its last progress line.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Go's `html.EscapeString`.
 fn html_escape(s: &str) -> String {

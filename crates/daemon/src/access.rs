@@ -38,6 +38,7 @@ pub fn parse_keys(keys: &[String], origin: &str) -> anyhow::Result<Vec<KeyHash>>
 
 /// Refuses a listen address beyond loopback without keys, unless explicitly allowed.
 pub fn check_exposure(
+    name: &str,
     listen: Option<SocketAddr>,
     keys: usize,
     insecure_no_auth: bool,
@@ -45,7 +46,7 @@ pub fn check_exposure(
     if let Some(addr) = listen {
         if !addr.ip().is_loopback() && keys == 0 && !insecure_no_auth {
             bail!(
-                "--listen (listen) {addr} is reachable beyond this machine: configure API keys \
+                "{name} {addr} is reachable beyond this machine: configure API keys \
                  (api_keys, --api-key-hash or --api-keys-file; `modelrunnerd hash-key --generate` \
                  makes one) or pass --insecure-no-auth"
             );
@@ -108,15 +109,17 @@ mod tests {
     fn exposure_needs_keys_or_an_explicit_opt_out() {
         let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let any: SocketAddr = "0.0.0.0:1".parse().unwrap();
-        assert!(check_exposure(Some(lo), 0, false).is_ok());
-        assert!(check_exposure(None, 0, false).is_ok());
-        let e = check_exposure(Some(any), 0, false).unwrap_err().to_string();
+        assert!(check_exposure("--listen (listen)", Some(lo), 0, false).is_ok());
+        assert!(check_exposure("--listen (listen)", None, 0, false).is_ok());
+        let e = check_exposure("--listen (listen)", Some(any), 0, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("--listen") && e.contains("--insecure-no-auth"),
             "{e}"
         );
-        assert!(check_exposure(Some(any), 1, false).is_ok());
-        assert!(check_exposure(Some(any), 0, true).is_ok());
+        assert!(check_exposure("--listen (listen)", Some(any), 1, false).is_ok());
+        assert!(check_exposure("--listen (listen)", Some(any), 0, true).is_ok());
     }
 
     #[test]

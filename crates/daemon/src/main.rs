@@ -119,11 +119,14 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     .with_context(|| format!("while opening the store at {}", config.store.display()))?;
     let scheduler =
         Scheduler::new(scheduler_config(&config)?).context("while starting the model scheduler")?;
-    let listen = config.access.listen.0;
+    let listens: Vec<std::net::SocketAddr> = [config.access.listen.0, config.access.ollama_listen]
+        .into_iter()
+        .flatten()
+        .collect();
     let api = ApiConfig {
         body_limit: config.storage.body_limit,
         load_limit: config.storage.max_load_size,
-        loopback_hosts_only: listen.is_none_or(|a| a.ip().is_loopback()),
+        loopback_hosts_only: listens.iter().all(|a| a.ip().is_loopback()),
         api_keys: config.api_keys.clone(),
         cors_origins: config.access.cors_origins.clone(),
         reasoning_format: match config.serving.reasoning_format {
@@ -150,7 +153,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
         }
     };
     let mut servers = Vec::new();
-    if let Some(listen) = listen {
+    for listen in listens {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("while binding {listen}"))?;

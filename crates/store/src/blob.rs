@@ -129,6 +129,13 @@ impl<'l> BlobWriter<'l> {
         result
     }
 
+    /// Commits only if the bytes written have digest `expected` (for writers whose size
+    /// was not known in advance); otherwise nothing is kept.
+    pub fn commit_as(mut self, expected: Digest) -> Result<Digest, StoreError> {
+        self.expected = Some((expected, self.hasher.len()));
+        self.commit()
+    }
+
     /// Verifies size and digest, makes the file durable and publishes it at its content
     /// address. Returns the digest.
     pub fn commit(mut self) -> Result<Digest, StoreError> {

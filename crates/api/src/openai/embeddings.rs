@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use modelrunner_protocol::{EmbedRequest, Mode, Prompt};
+use modelrunner_protocol::{EmbedRequest, Embedding, Mode, Prompt};
 use modelrunner_scheduler::KeepAlive;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -58,17 +58,7 @@ pub(crate) async fn embeddings(
         pipeline::preload(&state, &req.model, Mode::Embedding, req.keep_alive).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let spec = model_spec(&state, &req.model, Mode::Embedding).await?;
-    let wanted = input.len();
-    let body = EmbedRequest { input };
-    let (guard, out) = on_runner(&state, &spec, req.keep_alive, |c| {
-        let body = &body;
-        async move { c.embed(body).await }
-    })
-    .await?;
-    // The width is known once the model is loaded.
-    let width = guard.props().n_embd;
-    drop(guard);
+    let (out, width) = embed(&state, &req.model, input, req.keep_alive).await?;
     if let Some(d) = req.dimensions {
         if i64::from(d) != i64::from(width) {
             return Err(ApiError::invalid(
@@ -76,16 +66,6 @@ pub(crate) async fn embeddings(
                 format!("this model gives {width} dimensions; it cannot shorten them to {d}"),
             ));
         }
-    }
-    // A runner that answers with another count of vectors than inputs is broken; a
-    // short list would pair the wrong vectors with the inputs.
-    if out.len() != wanted || out.iter().any(|e| e.embedding.len() != width as usize) {
-        let widths: std::collections::BTreeSet<usize> =
-            out.iter().map(|e| e.embedding.len()).collect();
-        return Err(ApiError::internal(format!(
-            "the runner gave {} embeddings of widths {widths:?} for {wanted} inputs of a {width}-wide model",
-            out.len()
-        )));
     }
     let total: u64 = out.iter().map(|e| u64::from(e.tokens)).sum();
     let data: Vec<Value> = out
@@ -108,4 +88,36 @@ pub(crate) async fn embeddings(
         "usage": {"prompt_tokens": total, "total_tokens": total},
     }))
     .into_response())
+}
+
+/// Embeds `input` with `model` in embedding mode: one unit vector per input, in order,
+/// and the model's width. A runner that answers with another count or width is refused.
+pub(crate) async fn embed(
+    state: &AppState,
+    model: &str,
+    input: Vec<Prompt>,
+    keep_alive: Option<KeepAlive>,
+) -> Result<(Vec<Embedding>, i32), ApiError> {
+    let spec = model_spec(state, model, Mode::Embedding).await?;
+    let wanted = input.len();
+    let body = EmbedRequest { input };
+    let (guard, out) = on_runner(state, &spec, keep_alive, |c| {
+        let body = &body;
+        async move { c.embed(body).await }
+    })
+    .await?;
+    // The width is known once the model is loaded.
+    let width = guard.props().n_embd;
+    drop(guard);
+    // A runner that answers with another count of vectors than inputs is broken; a
+    // short list would pair the wrong vectors with the inputs.
+    if out.len() != wanted || out.iter().any(|e| e.embedding.len() != width as usize) {
+        let widths: std::collections::BTreeSet<usize> =
+            out.iter().map(|e| e.embedding.len()).collect();
+        return Err(ApiError::internal(format!(
+            "the runner gave {} embeddings of widths {widths:?} for {wanted} inputs of a {width}-wide model",
+            out.len()
+        )));
+    }
+    Ok((out, width))
 }

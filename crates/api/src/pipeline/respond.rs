@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use modelrunner_protocol::{Event, FinishReason, Logprob, Usage};
+use modelrunner_protocol::{Event, FinishReason, Logprob, Timings, Usage};
 
 use super::Running;
 use crate::ApiError;
@@ -38,6 +38,29 @@ pub(crate) struct ToolCall {
     pub arguments: String,
 }
 
+impl ToolCall {
+    /// Adds a `ToolCall` event's part to the calls of a choice.
+    pub(crate) fn add(
+        calls: &mut Vec<ToolCall>,
+        index: usize,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: &str,
+    ) {
+        if index >= calls.len() {
+            calls.resize_with(index + 1, ToolCall::default);
+        }
+        let c = &mut calls[index];
+        if let Some(id) = id {
+            c.id = id;
+        }
+        if let Some(name) = name {
+            c.name = name;
+        }
+        c.arguments.push_str(arguments);
+    }
+}
+
 /// One finished choice.
 #[derive(Debug, Clone)]
 pub(crate) struct Choice {
@@ -53,6 +76,10 @@ pub(crate) struct Choice {
     pub finish_reason: FinishReason,
     /// The stop string that ended it, when one did.
     pub stop: Option<String>,
+    /// The generated token IDs.
+    pub tokens: Vec<i32>,
+    /// The runner's times.
+    pub timings: Timings,
 }
 
 /// A whole answer: every choice, in order, and their summed usage.
@@ -69,6 +96,8 @@ pub(crate) struct Answer {
 pub(crate) enum Framing {
     /// `text/event-stream`.
     Sse,
+    /// One JSON object per line (`application/x-ndjson`).
+    Ndjson,
 }
 
 /// A dialect's encoder: the answer in its wire format, collected or streamed.
@@ -129,13 +158,19 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
     let mut reasoning = vec![String::new(); n];
     let mut calls: Vec<Vec<ToolCall>> = vec![Vec::new(); n];
     let mut logprobs: Vec<Vec<TokenLogprobs>> = vec![Vec::new(); n];
-    let mut done: Vec<Option<(FinishReason, Option<String>, Usage)>> = vec![None; n];
+    let mut tokens: Vec<Vec<i32>> = vec![Vec::new(); n];
+    // Per choice: why it ended, its stop string, counts and times.
+    type End = (FinishReason, Option<String>, Usage, Timings);
+    let mut done: Vec<Option<End>> = vec![None; n];
     let mut events = interleave(running.streams);
     while let Some((i, ev)) = events.next().await {
         match ev {
             Event::Token {
-                text, logprobs: lp, ..
+                text,
+                token,
+                logprobs: lp,
             } => {
+                tokens[i].push(token);
                 if let Some(logprob) = lp {
                     logprobs[i].push(TokenLogprobs {
                         offset: texts[i].len(),
@@ -153,25 +188,14 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
                 name,
                 arguments,
             } => {
-                let list = &mut calls[i];
-                if index >= list.len() {
-                    list.resize_with(index + 1, ToolCall::default);
-                }
-                let c = &mut list[index];
-                if let Some(id) = id {
-                    c.id = id;
-                }
-                if let Some(name) = name {
-                    c.name = name;
-                }
-                c.arguments.push_str(&arguments);
+                ToolCall::add(&mut calls[i], index, id, name, &arguments);
             }
             Event::Done {
                 finish_reason,
                 stop,
                 usage,
-                ..
-            } => done[i] = Some((finish_reason, stop, usage)),
+                timings,
+            } => done[i] = Some((finish_reason, stop, usage, timings)),
             Event::Error { error } => return Err(ApiError::generation_failed(&error)),
         }
     }
@@ -179,8 +203,9 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
     let mut usage = Usage::default();
     let mut choices = Vec::with_capacity(n);
     let parts = texts.into_iter().zip(reasoning).zip(calls).zip(logprobs);
-    for ((((text, reasoning), tool_calls), logprobs), end) in parts.zip(done) {
-        let Some((finish_reason, stop, u)) = end else {
+    for (((((text, reasoning), tool_calls), logprobs), tokens), end) in parts.zip(tokens).zip(done)
+    {
+        let Some((finish_reason, stop, u, timings)) = end else {
             return Err(ApiError::generation_failed(
                 &modelrunner_protocol::RunnerError::Interrupted {
                     message: "a stream ended without a result".into(),
@@ -195,6 +220,8 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
             logprobs,
             finish_reason,
             stop,
+            tokens,
+            timings,
         });
     }
     Ok(Answer { choices, usage })
@@ -256,6 +283,7 @@ fn response(
 ) -> Response {
     let content_type = match framing {
         Framing::Sse => "text/event-stream",
+        Framing::Ndjson => "application/x-ndjson",
     };
     (
         [

@@ -71,6 +71,7 @@ pub(crate) fn table() -> Vec<Route> {
     let mut t = crate::openai::routes::table();
     t.extend(crate::anthropic::table());
     t.extend(crate::responses::table());
+    t.extend(crate::ollama::routes::table());
     t.push(r(
         M::GET,
         "/engines/ps",

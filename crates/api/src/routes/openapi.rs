@@ -222,6 +222,24 @@ mod tests {
             (&get, "/engines/status", "/engines/status"),
             (&post, "/engines/_configure", "/engines/_configure"),
             (&get, "/health", "/health"),
+            (&post, "/api/chat", "/api/chat"),
+            (&post, "/api/generate", "/api/generate"),
+            (&post, "/api/embed", "/api/embed"),
+            (&post, "/api/embeddings", "/api/embeddings"),
+            (&get, "/api/tags", "/api/tags"),
+            (&post, "/api/show", "/api/show"),
+            (&get, "/api/ps", "/api/ps"),
+            (&post, "/api/pull", "/api/pull"),
+            (&post, "/api/push", "/api/push"),
+            (&post, "/api/create", "/api/create"),
+            (&post, "/api/copy", "/api/copy"),
+            (&delete, "/api/delete", "/api/delete"),
+            (&get, "/api/version", "/api/version"),
+            (
+                &Method::HEAD,
+                &format!("/api/blobs/sha256:{}", "0".repeat(64)),
+                "/api/blobs/{digest}",
+            ),
         ];
         for (method, path, documented) in known {
             reaches_a_handler(&app, method.clone(), path).await;

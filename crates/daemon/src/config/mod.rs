@@ -273,7 +273,14 @@ impl Config {
         if a.socket.as_ref().is_some_and(|s| !s.is_absolute()) {
             bail!("{} must be an absolute path", o.name("socket"));
         }
-        crate::access::check_exposure(a.listen.0, self.api_keys.len(), a.insecure_no_auth)
+        let keys = self.api_keys.len();
+        crate::access::check_exposure(&o.name("listen"), a.listen.0, keys, a.insecure_no_auth)?;
+        crate::access::check_exposure(
+            &o.name("ollama_listen"),
+            a.ollama_listen,
+            keys,
+            a.insecure_no_auth,
+        )
     }
 }
 

@@ -38,6 +38,11 @@ pub struct Access {
     /// Address and port to listen on, or "none" for the Unix socket only
     #[arg(long, env = "MODELRUNNER_LISTEN", default_value = "127.0.0.1:12434")]
     pub listen: Listen,
+    /// A second address serving the same API, for clients that assume Ollama's port
+    /// (e.g. 127.0.0.1:11434); off by default
+    #[arg(long, env = "MODELRUNNER_OLLAMA_LISTEN")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama_listen: Option<std::net::SocketAddr>,
     /// Unix socket to listen on as well (mode 0660: the daemon's group may use it)
     #[arg(long, env = "MODELRUNNER_SOCKET")]
     #[serde(default, skip_serializing_if = "Option::is_none")]

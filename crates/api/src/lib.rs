@@ -22,6 +22,7 @@ mod engines;
 mod error;
 mod extract;
 mod host;
+mod llama;
 pub mod logs;
 mod metrics;
 mod misc;

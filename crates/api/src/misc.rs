@@ -17,13 +17,6 @@ pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// `GET /health`: checks the store answers.
-pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
-    blocking(move || store.disk_usage().map_err(ApiError::from)).await?;
-    Ok(Json(json!({ "status": "ok" })))
-}
-
 /// `GET /engines/df`.
 pub(crate) async fn disk_usage(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();

@@ -97,7 +97,9 @@ pub(crate) async fn require_key(
     next: Next,
 ) -> Response {
     let keys = &state.config.api_keys;
-    if keys.is_empty() || (req.method() == Method::GET && req.uri().path() == "/health") {
+    if keys.is_empty()
+        || (req.method() == Method::GET && matches!(req.uri().path(), "/health" | "/v1/health"))
+    {
         return next.run(req).await;
     }
     // Preflights carry no credentials; the CORS layer answers them.

@@ -291,7 +291,14 @@ pub async fn purge(c: &Client, force: bool) -> anyhow::Result<()> {
 /// `status`.
 pub async fn status(c: &Client, json: bool) -> anyhow::Result<()> {
     let v = c.get_json("/version").await?;
-    let h = c.get_json("/health").await?;
+    // 503 "Loading model" (llama-server's health semantics) still means running.
+    let h = match c.get_json("/health").await {
+        Ok(h) => h,
+        Err(e) if e.to_string().contains("Loading model") => {
+            serde_json::json!({"status": "loading a model"})
+        }
+        Err(e) => return Err(e),
+    };
     if json {
         println!(
             "{}",

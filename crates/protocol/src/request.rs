@@ -223,6 +223,17 @@ impl GenerateRequest {
         }
     }
 
+    /// One request per prompt, all with `options` (one choice each).
+    pub fn each(prompts: Vec<Prompt>, options: &GenerateOptions) -> Vec<Self> {
+        prompts
+            .into_iter()
+            .map(|p| GenerateRequest {
+                options: options.clone(),
+                ..Self::prompt(p)
+            })
+            .collect()
+    }
+
     /// A request for a conversation with default sampling.
     pub fn chat(chat: Chat) -> Self {
         GenerateRequest {

@@ -296,13 +296,7 @@ pub(crate) fn completion(body: &Value) -> Result<Decoded, ApiError> {
         return Err(ApiError::invalid("prompt", "give from 1 to 16 prompts"));
     }
     let options = common.options(f.logprobs)?;
-    let choices = prompts
-        .into_iter()
-        .map(|p| GenerateRequest {
-            options: options.clone(),
-            ..GenerateRequest::prompt(p)
-        })
-        .collect();
+    let choices = GenerateRequest::each(prompts, &options);
     Ok(common.decoded(choices, f.logprobs.is_some(), f.echo))
 }
 

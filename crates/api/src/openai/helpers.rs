@@ -16,7 +16,7 @@ use crate::{ApiError, AppState};
 /// `POST /tokenize`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenizeRequest {
-    model: String,
+    model: Option<String>,
     content: String,
     #[serde(default)]
     add_special: bool,
@@ -27,14 +27,14 @@ pub(crate) struct TokenizeRequest {
 /// `POST /detokenize`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct DetokenizeRequest {
-    model: String,
+    model: Option<String>,
     tokens: Vec<i64>,
 }
 
 /// `POST /apply-template`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ApplyTemplateRequest {
-    model: String,
+    model: Option<String>,
     messages: Vec<Value>,
     add_generation_prompt: Option<bool>,
 }
@@ -42,13 +42,15 @@ pub(crate) struct ApplyTemplateRequest {
 /// Runs `op` on the model's completion runner.
 async fn with_runner<T, Fut>(
     state: &AppState,
-    model: &str,
+    model: &Option<String>,
     op: impl Fn(RunnerClient) -> Fut,
 ) -> Result<T, ApiError>
 where
     Fut: std::future::Future<Output = Result<T, RunnerError>>,
 {
-    let spec = model_spec(state, model, Mode::Completion).await?;
+    // As llama-server serves one model, `model` may be left out when only one can be meant.
+    let model = crate::llama::model_or_only(state, model.as_deref()).await?;
+    let spec = model_spec(state, &model, Mode::Completion).await?;
     Ok(on_runner(state, &spec, None, op).await?.1)
 }
 

@@ -80,6 +80,8 @@ pub(crate) struct Choice {
     pub tokens: Vec<i32>,
     /// The runner's times.
     pub timings: Timings,
+    /// Its own counts.
+    pub usage: Usage,
 }
 
 /// A whole answer: every choice, in order, and their summed usage.
@@ -222,6 +224,7 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
             stop,
             tokens,
             timings,
+            usage: u,
         });
     }
     Ok(Answer { choices, usage })

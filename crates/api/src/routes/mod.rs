@@ -72,6 +72,7 @@ pub(crate) fn table() -> Vec<Route> {
     t.extend(crate::anthropic::table());
     t.extend(crate::responses::table());
     t.extend(crate::ollama::routes::table());
+    t.extend(crate::llama::routes::table());
     t.push(r(
         M::GET,
         "/engines/ps",
@@ -223,14 +224,6 @@ pub(crate) fn table() -> Vec<Route> {
         "Daemon version",
         None,
         at("/version", get(misc::version)),
-    ));
-    t.push(r(
-        M::GET,
-        "/health",
-        "daemon",
-        "Health (no API key needed)",
-        None,
-        at("/health", get(misc::health)),
     ));
     t.push(r(
         M::GET,

@@ -1,0 +1,47 @@
+//! llama-server's native routes, for the tools written against it (llama.vim and
+//! llama.vscode, SillyTavern, scripts): `/completion` (and `/completions`) with its own
+//! fields and answer, `/embedding(s)`, `/props`, `/slots`, `/health` with its loading
+//! semantics, and the unprefixed `/chat/completions`. Generation goes through the one
+//! pipeline. llama-server serves one model, so `model` may be left out: it is then the
+//! one model loaded, or the one model stored.
+
+pub(crate) mod completion;
+pub(crate) mod embedding;
+pub(crate) mod props;
+pub(crate) mod routes;
+
+use crate::{blocking, ApiError, AppState};
+
+/// The model a request names, or the one it can only mean.
+pub(crate) async fn model_or_only(
+    state: &AppState,
+    named: Option<&str>,
+) -> Result<String, ApiError> {
+    if let Some(m) = named.filter(|m| !m.trim().is_empty()) {
+        return Ok(m.to_string());
+    }
+    let mut loaded: Vec<String> = state
+        .scheduler
+        .ps()
+        .into_iter()
+        .map(|r| r.model_id)
+        .collect();
+    loaded.sort();
+    loaded.dedup();
+    if loaded.len() == 1 {
+        return Ok(loaded.remove(0));
+    }
+    let store = state.store.clone();
+    let stored = blocking(move || store.list().map_err(ApiError::from)).await?;
+    if loaded.is_empty() && stored.len() == 1 {
+        return Ok(stored[0].id.to_string());
+    }
+    Err(ApiError::invalid(
+        "model",
+        format!(
+            "model is required: {} models are loaded and {} are stored, so the request must say which",
+            loaded.len(),
+            stored.len()
+        ),
+    ))
+}

@@ -1,0 +1,75 @@
+//! llama-server's native routes in the route table.
+
+use axum::http::Method;
+use axum::routing::{get, post};
+
+use super::{completion, embedding, props};
+use crate::routes::{at, r, Route, JSON};
+
+/// The entries.
+pub(crate) fn table() -> Vec<Route> {
+    use Method as M;
+    let mut t = Vec::new();
+    for path in ["/completion", "/completions"] {
+        let mut e = r(
+            M::POST,
+            path,
+            "llama-server",
+            "llama-server: native completion (n_predict, n_probs, samplers, timings)",
+            Some((JSON, "llama-server completion request")),
+            at(path, post(completion::completion)),
+        );
+        e.streams = true;
+        t.push(e);
+    }
+    let mut chat = r(
+        M::POST,
+        "/chat/completions",
+        "llama-server",
+        "Chat completion (llama-server's unprefixed path)",
+        Some((JSON, "OpenAI chat completion request")),
+        at(
+            "/chat/completions",
+            post(crate::openai::chat::chat_completions),
+        ),
+    );
+    chat.streams = true;
+    t.push(chat);
+    for path in ["/embedding", "/embeddings"] {
+        t.push(r(
+            M::POST,
+            path,
+            "llama-server",
+            "llama-server: native embeddings ([{index, embedding: [[...]]}])",
+            Some((JSON, "{content, embd_normalize}")),
+            at(path, post(embedding::embedding)),
+        ));
+    }
+    t.push(r(
+        M::GET,
+        "/props",
+        "llama-server",
+        "llama-server: the model's properties (?model=)",
+        None,
+        at("/props", get(props::props)),
+    ));
+    t.push(r(
+        M::GET,
+        "/slots",
+        "llama-server",
+        "llama-server: the loaded model's slots (?model=)",
+        None,
+        at("/slots", get(props::slots)),
+    ));
+    for path in ["/health", "/v1/health"] {
+        t.push(r(
+            M::GET,
+            path,
+            "daemon",
+            "Health, no API key needed: 503 while a model loads and none is ready",
+            None,
+            at(path, get(props::health)),
+        ));
+    }
+    t
+}

@@ -1,0 +1,178 @@
+//! llama-server's native routes over real HTTP: `/completion` collected and streamed
+//! (the same greedy text, `data:` frames without `[DONE]`), its token counts, stop
+//! types, `return_tokens`, `n_probs` and `timings`, token-ID prompts, `/props` and
+//! `/slots` agreeing, native embeddings with `embd_normalize`, the unprefixed chat path,
+//! `model` optional only while one model can be meant, and `/v1/health` without a key.
+
+use modelrunner_e2e::{key_hash, Daemon};
+use serde_json::{json, Value};
+
+fn post(d: &Daemon, path: &str, body: &Value) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .post(d.u(path))
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn ok(d: &Daemon, path: &str, body: &Value) -> Value {
+    let (s, text) = post(d, path, body);
+    assert_eq!(s, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn get(d: &Daemon, path: &str) -> Value {
+    reqwest::blocking::get(d.u(path)).unwrap().json().unwrap()
+}
+
+#[test]
+fn native_completion_props_slots_and_embeddings() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let base = json!({"prompt": "Once upon a time", "n_predict": 8, "temperature": 0,
+                      "return_tokens": true, "n_probs": 2});
+    let v = ok(&d, "/completion", &base);
+    assert_eq!(v["stop_type"], "limit", "{v}");
+    assert_eq!(v["tokens_predicted"], 8);
+    let tokens = v["tokens"].as_array().unwrap().clone();
+    assert_eq!(tokens.len(), 8);
+    let text = ok(&d, "/detokenize", &json!({"tokens": tokens}));
+    assert_eq!(text["content"], v["content"], "tokens and content agree");
+    let probs = v["completion_probabilities"].as_array().unwrap();
+    assert_eq!(probs.len(), 8);
+    assert_eq!(probs[0]["id"], tokens[0]);
+    assert_eq!(probs[0]["top_logprobs"].as_array().unwrap().len(), 2);
+    assert_eq!(v["timings"]["predicted_n"], 8, "{v}");
+    assert!(v["timings"]["predicted_per_second"].as_f64().unwrap() > 0.0);
+
+    // Streamed: data frames, the same text, the last frame with stop and the counts.
+    let mut s = base.clone();
+    s["stream"] = json!(true);
+    let (status, body) = post(&d, "/completions", &s);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+    let frames: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let streamed: String = frames
+        .iter()
+        .map(|f| f["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, v["content"].as_str().unwrap());
+    let last = frames.last().unwrap();
+    assert_eq!(
+        (last["stop"].as_bool(), last["tokens_predicted"].as_u64()),
+        (Some(true), Some(8)),
+        "{last}"
+    );
+    assert!(frames[..frames.len() - 1]
+        .iter()
+        .all(|f| f["stop"] == false));
+
+    // A stop word, and the prompt as token IDs.
+    let word = streamed.split_whitespace().nth(1).unwrap().to_string();
+    let w = ok(
+        &d,
+        "/completion",
+        &json!({"prompt": "Once upon a time", "n_predict": 8, "temperature": 0, "stop": [word]}),
+    );
+    assert_eq!(
+        (w["stop_type"].as_str(), w["stopping_word"].as_str()),
+        (Some("word"), Some(word.as_str())),
+        "{w}"
+    );
+    let ids = ok(
+        &d,
+        "/tokenize",
+        &json!({"content": "Once upon a time", "add_special": true}),
+    )["tokens"]
+        .clone();
+    let t = ok(
+        &d,
+        "/completion",
+        &json!({"prompt": ids, "n_predict": 8, "temperature": 0}),
+    );
+    assert_eq!(
+        t["content"], v["content"],
+        "a token prompt reads as its text"
+    );
+    assert_eq!(t["tokens_evaluated"], v["tokens_evaluated"]);
+
+    let props = get(&d, "/props");
+    let slots = get(&d, "/slots");
+    assert_eq!(
+        slots.as_array().unwrap().len() as u64,
+        props["total_slots"].as_u64().unwrap(),
+        "{props}"
+    );
+    assert_eq!(
+        props["default_generation_settings"]["n_ctx"],
+        slots[0]["n_ctx"]
+    );
+    assert!(props["chat_template"].is_string());
+
+    let e = ok(&d, "/embedding", &json!({"content": "a cat"}));
+    let vec: Vec<f64> = e[0]["embedding"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!((vec.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-3);
+    let m = ok(
+        &d,
+        "/embeddings",
+        &json!({"content": ["a cat"], "embd_normalize": 0}),
+    );
+    let top = m[0]["embedding"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap().abs())
+        .fold(0.0, f64::max);
+    assert!((top - 1.0).abs() < 1e-6, "max-abs normalisation: {top}");
+
+    let chat = ok(
+        &d,
+        "/chat/completions",
+        &json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "model": "stories"}),
+    );
+    assert_eq!(chat["object"], "chat.completion");
+
+    // With two models and neither loaded, the request must say which.
+    d.package_tiny("other", 1);
+    d.ok(&["unload", "--all"]);
+    let (s, text) = post(&d, "/completion", &json!({"prompt": "x", "n_predict": 1}));
+    assert_eq!(s, 400, "{text}");
+    assert!(text.contains("\"param\":\"model\""), "{text}");
+    for (body, param) in [
+        (
+            json!({"prompt": "x", "model": "stories", "samplers": ["magic"]}),
+            "samplers",
+        ),
+        (
+            json!({"prompt": "x", "model": "stories", "n_probs": 50}),
+            "n_probs",
+        ),
+        (json!({"model": "stories"}), "prompt"),
+    ] {
+        let (s, text) = post(&d, "/completion", &body);
+        assert_eq!(s, 400, "{text}");
+        assert!(text.contains(&format!("\"param\":\"{param}\"")), "{text}");
+    }
+}
+
+#[test]
+fn health_needs_no_key_on_either_path() {
+    let d = Daemon::start(&["--api-key-hash", &key_hash("sk-llama-server-health")]);
+    for path in ["/health", "/v1/health"] {
+        let r = reqwest::blocking::get(d.u(path)).unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.json::<Value>().unwrap()["status"], "ok");
+    }
+    let r = reqwest::blocking::get(d.u("/props")).unwrap();
+    assert_eq!(r.status(), 401);
+}

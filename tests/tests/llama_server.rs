@@ -2,7 +2,9 @@
 //! (the same greedy text, `data:` frames without `[DONE]`), its token counts, stop
 //! types, `return_tokens`, `n_probs` and `timings`, token-ID prompts, `/props` and
 //! `/slots` agreeing, native embeddings with `embd_normalize`, the unprefixed chat path,
-//! `model` optional only while one model can be meant, and `/v1/health` without a key.
+//! `model` optional only while one model can be meant, `/v1/health` without a key, and
+//! fill-in-the-middle (`/infill`, `suffix` on `/v1/completions` and `/api/generate`)
+//! built from a GGUF's FIM tokens.
 
 use modelrunner_e2e::{key_hash, Daemon};
 use serde_json::{json, Value};
@@ -162,6 +164,89 @@ fn native_completion_props_slots_and_embeddings() {
         let (s, text) = post(&d, "/completion", &body);
         assert_eq!(s, 400, "{text}");
         assert!(text.contains(&format!("\"param\":\"{param}\"")), "{text}");
+    }
+}
+
+/// Token IDs of `text` as the model reads it without special tokens.
+fn ids(d: &Daemon, model: &str, text: &str) -> usize {
+    let v = ok(d, "/tokenize", &json!({"model": model, "content": text}));
+    v["tokens"].as_array().unwrap().len()
+}
+
+#[test]
+fn fill_in_the_middle_on_every_route_that_takes_it() {
+    let d = Daemon::start(&[]);
+    d.package_chat_model("stories");
+    let coder = d.dir.path().join("coder.gguf");
+    modelrunner_testkit::LlamaSpec::tiny()
+        .build_fim(3)
+        .write_file(&coder)
+        .unwrap();
+    d.ok(&["package", "--gguf", coder.to_str().unwrap(), "coder"]);
+    let (pre, suf) = ("def add(a, b", "    return a + b");
+    // BOS, FIM_PRE, the prefix, FIM_SUF, the suffix, FIM_MID, the prompt.
+    let want = 4 + ids(&d, "coder", pre) + ids(&d, "coder", suf) + ids(&d, "coder", "):");
+    let v = ok(
+        &d,
+        "/infill",
+        &json!({"model": "coder", "input_prefix": pre, "input_suffix": suf,
+        "prompt": "):", "n_predict": 3, "temperature": 0}),
+    );
+    assert_eq!(v["tokens_evaluated"].as_u64(), Some(want as u64), "{v}");
+    assert_eq!(v["tokens_predicted"], 3);
+    // Extra context without repository tokens comes first, as text.
+    let x = ok(
+        &d,
+        "/infill",
+        &json!({"model": "coder", "input_prefix": pre, "input_suffix": suf,
+        "prompt": "):", "input_extra": [{"filename": "a.py", "text": "import os"}], "n_predict": 1}),
+    );
+    assert_eq!(
+        x["tokens_evaluated"].as_u64(),
+        Some((want + ids(&d, "coder", "import os")) as u64)
+    );
+    let want = want - ids(&d, "coder", "):");
+    let o = ok(
+        &d,
+        "/v1/completions",
+        &json!({"model": "coder", "prompt": pre, "suffix": suf, "max_tokens": 3}),
+    );
+    assert_eq!(
+        o["usage"]["prompt_tokens"].as_u64(),
+        Some(want as u64),
+        "{o}"
+    );
+    let g = ok(
+        &d,
+        "/api/generate",
+        &json!({"model": "coder", "prompt": pre, "suffix": suf, "stream": false,
+        "options": {"num_predict": 3}}),
+    );
+    assert_eq!(g["prompt_eval_count"].as_u64(), Some(want as u64), "{g}");
+    let caps = ok(&d, "/api/show", &json!({"model": "coder"}))["capabilities"].clone();
+    assert!(
+        caps.as_array().unwrap().contains(&json!("insert")),
+        "{caps}"
+    );
+    // A model without FIM tokens is a 400 naming the field.
+    for (path, body, param) in [
+        (
+            "/infill",
+            json!({"model": "stories", "input_prefix": "a", "input_suffix": "b"}),
+            "input_suffix",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "stories", "prompt": "a", "suffix": "b"}),
+            "suffix",
+        ),
+    ] {
+        let (s, text) = post(&d, path, &body);
+        assert_eq!(s, 400, "{text}");
+        assert!(
+            text.contains(&format!("\"param\":\"{param}\"")) && text.contains("fill-in-the-middle"),
+            "{text}"
+        );
     }
 }
 

@@ -105,7 +105,7 @@ fn errors_framing_and_the_second_listener() {
             "/api/generate",
             json!({"model": "stories", "prompt": "x", "suffix": "y"}),
             400,
-            "insert",
+            "fill-in-the-middle",
         ),
         (
             "/api/embed",

@@ -21,6 +21,7 @@ mod dialect;
 mod engines;
 mod error;
 mod extract;
+mod fim;
 mod host;
 mod llama;
 pub mod logs;

@@ -99,6 +99,16 @@ impl LlamaSpec {
         self.build_typed(seed, false)
     }
 
+    /// Like [`LlamaSpec::build`], with fill-in-the-middle token IDs (prefix, suffix,
+    /// middle: the vocabulary's last three pieces), as code models carry them.
+    pub fn build_fim(&self, seed: u64) -> GgufWriter {
+        let n = (259 + self.n_extra_tokens) as u32;
+        self.build(seed)
+            .set("tokenizer.ggml.fim_pre_token_id", Kv::U32(n - 3))
+            .set("tokenizer.ggml.fim_suf_token_id", Kv::U32(n - 2))
+            .set("tokenizer.ggml.fim_mid_token_id", Kv::U32(n - 1))
+    }
+
     /// Like [`LlamaSpec::build`] with the matrices quantized to Q8_0 (norms stay F32),
     /// `general.file_type` 7.
     pub fn build_q8_0(&self, seed: u64) -> GgufWriter {

@@ -7,6 +7,7 @@
 
 pub(crate) mod completion;
 pub(crate) mod embedding;
+pub(crate) mod infill;
 pub(crate) mod props;
 pub(crate) mod routes;
 

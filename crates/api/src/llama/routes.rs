@@ -3,7 +3,7 @@
 use axum::http::Method;
 use axum::routing::{get, post};
 
-use super::{completion, embedding, props};
+use super::{completion, embedding, infill, props};
 use crate::routes::{at, r, Route, JSON};
 
 /// The entries.
@@ -22,6 +22,16 @@ pub(crate) fn table() -> Vec<Route> {
         e.streams = true;
         t.push(e);
     }
+    let mut fill = r(
+        M::POST,
+        "/infill",
+        "llama-server",
+        "llama-server: code infilling (input_prefix, input_suffix, input_extra) with the model's FIM tokens",
+        Some((JSON, "llama-server infill request")),
+        at("/infill", post(infill::handler)),
+    );
+    fill.streams = true;
+    t.push(fill);
     let mut chat = r(
         M::POST,
         "/chat/completions",

@@ -179,14 +179,30 @@ pub(crate) async fn generate(
     let (name, spec, c, extras) = model(&state, &body).await?;
     tracing::Span::current().record("model", name.as_str());
     let prompt = string(&body, "prompt")?.unwrap_or_default();
-    if string(&body, "suffix")?.is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::invalid(
-            "suffix",
-            format!(
-                "{:?} does not support insert (fill-in-the-middle is not available yet)",
-                c.model
-            ),
-        ));
+    if let Some(suffix) = string(&body, "suffix")?.filter(|s| !s.is_empty()) {
+        // Fill in the middle: the prompt is the prefix, the model's FIM tokens frame both.
+        no_images(body.get("images"), "images")?;
+        ensure_context(&state, &spec, c.num_ctx).await?;
+        let infill = crate::fim::Infill {
+            prefix: prompt,
+            suffix,
+            ..Default::default()
+        };
+        let tokens = crate::fim::prompt(&state, &spec, &infill, "suffix").await?;
+        let input = Input::Prompt {
+            prompt: Prompt::Tokens(tokens.clone()),
+            add_special: false,
+        };
+        return run(
+            &state,
+            arrived,
+            Route::Generate,
+            name,
+            c,
+            input,
+            Some(tokens),
+        )
+        .await;
     }
     no_images(body.get("images"), "images")?;
     let raw = flag(&body, "raw", false)?;

@@ -51,7 +51,10 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let req = decode::completion(&body)?;
+    let mut req = decode::completion(&body)?;
+    if let Some(suffix) = req.suffix.take() {
+        fill_in_the_middle(&state, &mut req, suffix).await?;
+    }
     let Some(running) = begin(&state, &headers, &req).await? else {
         return Ok(StatusCode::OK.into_response());
     };
@@ -62,6 +65,41 @@ pub(crate) async fn completions(
     };
     let encoder = CompletionEncoder::new(&req, echoes);
     respond(running, req.stream, encoder).await
+}
+
+/// `suffix`: the one text prompt is the prefix of the model's FIM prompt.
+async fn fill_in_the_middle(
+    state: &AppState,
+    req: &mut Decoded,
+    suffix: String,
+) -> Result<(), ApiError> {
+    let g = &mut req.generation;
+    let [choice] = g.choices.as_mut_slice() else {
+        return Err(ApiError::invalid(
+            "suffix",
+            "suffix needs exactly one prompt",
+        ));
+    };
+    let Input::Prompt {
+        prompt: Prompt::Text(prefix),
+        ..
+    } = &choice.input
+    else {
+        return Err(ApiError::invalid("suffix", "suffix needs a text prompt"));
+    };
+    let spec =
+        crate::resolve::model_spec(state, &g.model, modelrunner_protocol::Mode::Completion).await?;
+    let infill = crate::fim::Infill {
+        prefix: prefix.clone(),
+        suffix,
+        ..Default::default()
+    };
+    let tokens = crate::fim::prompt(state, &spec, &infill, "suffix").await?;
+    choice.input = Input::Prompt {
+        prompt: Prompt::Tokens(tokens),
+        add_special: false,
+    };
+    Ok(())
 }
 
 /// Each prompt's text, for `echo`.

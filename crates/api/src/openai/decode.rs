@@ -105,6 +105,8 @@ pub(crate) struct Decoded {
     pub logprobs: bool,
     /// `echo` (text completions).
     pub echo: bool,
+    /// `suffix` (text completions): fill in the middle.
+    pub suffix: Option<String>,
 }
 
 impl Common {
@@ -209,6 +211,7 @@ impl Common {
                 .is_some_and(|o| o.include_usage),
             logprobs,
             echo,
+            suffix: None,
         }
     }
 }
@@ -279,11 +282,9 @@ struct CompletionFields {
 pub(crate) fn completion(body: &Value) -> Result<Decoded, ApiError> {
     let common: Common = from_value(body)?;
     let f: CompletionFields = from_value(body)?;
-    if f.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::invalid(
-            "suffix",
-            "suffix (fill-in-the-middle) is not supported",
-        ));
+    let suffix = f.suffix.filter(|s| !s.is_empty());
+    if suffix.is_some() && f.echo {
+        return Err(ApiError::invalid("echo", "echo cannot be used with suffix"));
     }
     if f.best_of.is_some_and(|b| b != 1) {
         return Err(ApiError::invalid(
@@ -297,7 +298,9 @@ pub(crate) fn completion(body: &Value) -> Result<Decoded, ApiError> {
     }
     let options = common.options(f.logprobs)?;
     let choices = GenerateRequest::each(prompts, &options);
-    Ok(common.decoded(choices, f.logprobs.is_some(), f.echo))
+    let mut d = common.decoded(choices, f.logprobs.is_some(), f.echo);
+    d.suffix = suffix;
+    Ok(d)
 }
 
 #[cfg(test)]

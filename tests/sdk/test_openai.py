@@ -1,6 +1,7 @@
 """The official OpenAI Python SDK against modelrunnerd.
 
-Run by tests/tests/sdk.rs with OPENAI_BASE_URL (the daemon's /v1) and MODEL set.
+Run by tests/tests/sdk.rs with OPENAI_BASE_URL (the daemon's /v1), MODEL and FIM_MODEL
+(a tiny llama with fill-in-the-middle tokens) set.
 Exits non-zero, with the failing assertion, when anything is off.
 """
 
@@ -88,5 +89,43 @@ try:
     raise AssertionError("a bad temperature must fail")
 except openai.BadRequestError as err:
     assert err.param == "temperature", err
+
+# n choices, each with a seed of its own; the same seed gives the same choices again.
+ask = [{"role": "user", "content": "Once upon a time"}]
+many = client.chat.completions.create(model=model, messages=ask, n=3, seed=5, temperature=1, max_tokens=12)
+assert [c.index for c in many.choices] == [0, 1, 2], many.choices
+again = client.chat.completions.create(model=model, messages=ask, n=3, seed=5, temperature=1, max_tokens=12)
+assert [c.message.content for c in many.choices] == [c.message.content for c in again.choices]
+assert len({c.message.content for c in many.choices}) > 1, "distinct seeds, distinct choices"
+streamed = {}
+for chunk in client.chat.completions.create(model=model, messages=ask, n=3, seed=5, temperature=1, max_tokens=12, stream=True):
+    for c in chunk.choices:
+        streamed[c.index] = streamed.get(c.index, "") + (c.delta.content or "")
+assert [streamed[i] for i in range(3)] == [c.message.content for c in many.choices], streamed
+texts = client.completions.create(model=model, prompt=["Once", "Lily"], n=2, max_tokens=4)
+assert [c.index for c in texts.choices] == [0, 1, 2, 3], texts.choices
+
+# Log-probabilities on both routes, streamed and not.
+lp = client.chat.completions.create(model=model, messages=ask, logprobs=True, top_logprobs=3, max_tokens=5, temperature=0)
+tokens = lp.choices[0].logprobs.content
+assert len(tokens) == 5 and all(len(t.top_logprobs) == 3 for t in tokens), tokens
+assert "".join(t.token for t in tokens) == lp.choices[0].message.content
+got = []
+for chunk in client.chat.completions.create(model=model, messages=ask, logprobs=True, top_logprobs=2, max_tokens=5, temperature=0, stream=True):
+    for c in chunk.choices:
+        if c.logprobs and c.logprobs.content:
+            got.extend(t.token for t in c.logprobs.content)
+assert "".join(got) == lp.choices[0].message.content, got
+c = client.completions.create(model=model, prompt="Once upon a time", logprobs=2, max_tokens=5, temperature=0)
+assert len(c.choices[0].logprobs.tokens) == 5 and len(c.choices[0].logprobs.top_logprobs[0]) == 2
+
+# Fill in the middle with a model that has FIM tokens.
+fim = client.completions.create(model=os.environ["FIM_MODEL"], prompt="def add(a, b", suffix="    return a + b", max_tokens=4)
+assert fim.usage.prompt_tokens > 4 and fim.choices[0].text is not None, fim
+try:
+    client.completions.create(model=model, prompt="a", suffix="b", max_tokens=1)
+    raise AssertionError("a model without FIM tokens must refuse suffix")
+except openai.BadRequestError as err:
+    assert err.param == "suffix", err
 
 print("python openai", openai.__version__, "ok")

@@ -75,8 +75,14 @@ fn python_sdk() {
     require(&python);
     let d = Daemon::start(&[]);
     d.package_chat_model("stories");
+    let coder = d.dir.path().join("coder.gguf");
+    modelrunner_testkit::LlamaSpec::tiny()
+        .build_fim(3)
+        .write_file(&coder)
+        .unwrap();
+    d.ok(&["package", "--gguf", coder.to_str().unwrap(), "coder"]);
     let mut cmd = Command::new(python);
-    cmd.arg(source("test_openai.py"));
+    cmd.arg(source("test_openai.py")).env("FIM_MODEL", "coder");
     run(cmd, &d);
 }
 

@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::decode::{self, Decoded};
 use super::{begin, chat_logprob, finish, sse, usage_chunk, usage_json, Meta};
 use crate::extract::ApiJson;
-use crate::pipeline::respond::{respond, Answer, Encoder};
+use crate::pipeline::respond::{respond, Answer, Choice, Encoder};
 use crate::{ApiError, AppState};
 
 /// `POST /v1/chat/completions`.
@@ -30,9 +30,9 @@ pub(crate) async fn chat_completions(
     respond(running, req.stream, encoder).await
 }
 
-/// One `chat.completion.chunk`.
-fn chunk(meta: &Meta, include_usage: bool, delta: Value, lp: Value, fin: Value) -> Value {
-    let choice = json!({"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fin});
+/// One `chat.completion.chunk` of choice `i`.
+fn chunk(meta: &Meta, include_usage: bool, i: usize, delta: Value, lp: Value, fin: Value) -> Value {
+    let choice = json!({"index": i, "delta": delta, "logprobs": lp, "finish_reason": fin});
     meta.chunk("chat.completion.chunk", include_usage, choice)
 }
 
@@ -41,8 +41,10 @@ struct ChatEncoder {
     meta: Meta,
     logprobs: bool,
     include_usage: bool,
-    /// A content chunk around the token's text, rendered once.
+    /// A content chunk of choice 0 around the token's text, rendered once.
     plain: sse::Template,
+    /// How many choices.
+    n: usize,
 }
 
 impl ChatEncoder {
@@ -51,6 +53,7 @@ impl ChatEncoder {
         let slot = chunk(
             &meta,
             req.include_usage,
+            0,
             json!({ "content": sse::SLOT }),
             Value::Null,
             Value::Null,
@@ -60,17 +63,16 @@ impl ChatEncoder {
             logprobs: req.logprobs,
             include_usage: req.include_usage,
             plain: sse::Template::new(&slot),
+            n: req.generation.choices.len(),
         }
     }
 
-    fn chunk(&self, delta: Value, lp: Value, fin: Value) -> Value {
-        chunk(&self.meta, self.include_usage, delta, lp, fin)
+    fn chunk(&self, i: usize, delta: Value, lp: Value, fin: Value) -> Value {
+        chunk(&self.meta, self.include_usage, i, delta, lp, fin)
     }
-}
 
-impl Encoder for ChatEncoder {
-    fn collected(&self, answer: Answer) -> Response {
-        let c = &answer.choices[0];
+    /// A finished choice as `choices[i]`.
+    fn choice(&self, i: usize, c: &Choice) -> Value {
         let lps: Vec<Value> = c
             .logprobs
             .iter()
@@ -93,32 +95,49 @@ impl Encoder for ChatEncoder {
                 })
                 .collect();
         }
+        json!({
+            "index": i,
+            "message": message,
+            "logprobs": if self.logprobs { json!({"content": lps}) } else { Value::Null },
+            "finish_reason": finish(c.finish_reason),
+        })
+    }
+}
+
+impl Encoder for ChatEncoder {
+    fn collected(&self, answer: Answer) -> Response {
+        let choices: Vec<Value> = answer
+            .choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.choice(i, c))
+            .collect();
         axum::Json(json!({
             "id": self.meta.id,
             "object": "chat.completion",
             "created": self.meta.created,
             "model": self.meta.model,
             "system_fingerprint": null,
-            "choices": [{
-                "index": 0,
-                "message": message,
-                "logprobs": if self.logprobs { json!({"content": lps}) } else { Value::Null },
-                "finish_reason": finish(c.finish_reason),
-            }],
+            "choices": choices,
             "usage": usage_json(&answer.usage),
         }))
         .into_response()
     }
 
     fn open(&mut self) -> Vec<Bytes> {
-        vec![sse::frame(&self.chunk(
-            json!({"role": "assistant", "content": ""}),
-            Value::Null,
-            Value::Null,
-        ))]
+        (0..self.n)
+            .map(|i| {
+                sse::frame(&self.chunk(
+                    i,
+                    json!({"role": "assistant", "content": ""}),
+                    Value::Null,
+                    Value::Null,
+                ))
+            })
+            .collect()
     }
 
-    fn event(&mut self, _i: usize, event: Event) -> Vec<Bytes> {
+    fn event(&mut self, i: usize, event: Event) -> Vec<Bytes> {
         match event {
             Event::Token {
                 text, logprobs: lp, ..
@@ -126,15 +145,23 @@ impl Encoder for ChatEncoder {
                 Some(lp) if self.logprobs => {
                     let lp = json!({"content": [chat_logprob(&text, lp.logprob, &lp.top)]});
                     vec![sse::frame(&self.chunk(
+                        i,
                         json!({"content": text}),
                         lp,
                         Value::Null,
                     ))]
                 }
                 _ if text.is_empty() => vec![],
-                _ => vec![self.plain.render(&text)],
+                _ if i == 0 => vec![self.plain.render(&text)],
+                _ => vec![sse::frame(&self.chunk(
+                    i,
+                    json!({ "content": text }),
+                    Value::Null,
+                    Value::Null,
+                ))],
             },
             Event::Reasoning { text } => vec![sse::frame(&self.chunk(
+                i,
                 json!({ "reasoning_content": text }),
                 Value::Null,
                 Value::Null,
@@ -154,9 +181,10 @@ impl Encoder for ChatEncoder {
                     call["function"]["name"] = json!(name);
                 }
                 let delta = json!({ "tool_calls": [call] });
-                vec![sse::frame(&self.chunk(delta, Value::Null, Value::Null))]
+                vec![sse::frame(&self.chunk(i, delta, Value::Null, Value::Null))]
             }
             Event::Done { finish_reason, .. } => vec![sse::frame(&self.chunk(
+                i,
                 json!({}),
                 Value::Null,
                 json!(finish(finish_reason)),
@@ -166,7 +194,7 @@ impl Encoder for ChatEncoder {
     }
 
     fn close(&mut self, usage: Usage) -> Vec<Bytes> {
-        let chunk = || self.chunk(json!({}), Value::Null, Value::Null);
+        let chunk = || self.chunk(0, json!({}), Value::Null, Value::Null);
         sse::last(self.include_usage.then(|| usage_chunk(chunk(), &usage)))
     }
 

@@ -67,26 +67,28 @@ pub(crate) async fn completions(
     respond(running, req.stream, encoder).await
 }
 
-/// `suffix`: the one text prompt is the prefix of the model's FIM prompt.
+/// `suffix`: the one text prompt (of every choice, with `n`) is the prefix of the
+/// model's FIM prompt.
 async fn fill_in_the_middle(
     state: &AppState,
     req: &mut Decoded,
     suffix: String,
 ) -> Result<(), ApiError> {
     let g = &mut req.generation;
-    let [choice] = g.choices.as_mut_slice() else {
+    let first = g.choices[0].input.clone();
+    let Input::Prompt {
+        prompt: Prompt::Text(prefix),
+        ..
+    } = &first
+    else {
+        return Err(ApiError::invalid("suffix", "suffix needs a text prompt"));
+    };
+    if g.choices.iter().any(|c| c.input != first) {
         return Err(ApiError::invalid(
             "suffix",
             "suffix needs exactly one prompt",
         ));
-    };
-    let Input::Prompt {
-        prompt: Prompt::Text(prefix),
-        ..
-    } = &choice.input
-    else {
-        return Err(ApiError::invalid("suffix", "suffix needs a text prompt"));
-    };
+    }
     let spec =
         crate::resolve::model_spec(state, &g.model, modelrunner_protocol::Mode::Completion).await?;
     let infill = crate::fim::Infill {
@@ -95,10 +97,12 @@ async fn fill_in_the_middle(
         ..Default::default()
     };
     let tokens = crate::fim::prompt(state, &spec, &infill, "suffix").await?;
-    choice.input = Input::Prompt {
-        prompt: Prompt::Tokens(tokens),
-        add_special: false,
-    };
+    for c in &mut g.choices {
+        c.input = Input::Prompt {
+            prompt: Prompt::Tokens(tokens.clone()),
+            add_special: false,
+        };
+    }
     Ok(())
 }
 

@@ -32,6 +32,23 @@ struct StreamOptions {
     include_usage: bool,
 }
 
+/// The most choices per prompt.
+const MAX_N: u32 = 8;
+
+/// `n` choices of each request, each with a seed of its own (the request's seed plus
+/// the choice's number, so a seeded request gives the same choices again).
+fn replicate(requests: Vec<GenerateRequest>, n: u32) -> Vec<GenerateRequest> {
+    let mut out = Vec::with_capacity(requests.len() * n as usize);
+    for r in requests {
+        for j in 0..n {
+            let mut c = r.clone();
+            c.options.sampling.seed = r.options.sampling.seed.map(|s| s.wrapping_add(j));
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The fields chat and text completions share.
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Common {
@@ -112,10 +129,10 @@ pub(crate) struct Decoded {
 impl Common {
     /// Checks what only OpenAI has.
     fn check(&self) -> Result<(), ApiError> {
-        if self.n.is_some_and(|n| n != 1) {
+        if self.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
             return Err(ApiError::invalid(
                 "n",
-                "only n = 1 is supported; send several requests for several choices",
+                format!("n must be from 1 to {MAX_N} (each choice takes a slot of its own)"),
             ));
         }
         if self.stream_options.is_some() && !self.stream {
@@ -197,6 +214,7 @@ impl Common {
     }
 
     fn decoded(&self, choices: Vec<GenerateRequest>, logprobs: bool, echo: bool) -> Decoded {
+        let choices = replicate(choices, self.n.unwrap_or(1));
         Decoded {
             generation: Generation {
                 model: self.model.clone(),
@@ -352,7 +370,8 @@ mod tests {
                 json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
                 "messages[0].content",
             ),
-            (json!({"model": "m", "messages": user, "n": 2}), "n"),
+            (json!({"model": "m", "messages": user, "n": 9}), "n"),
+            (json!({"model": "m", "messages": user, "n": 0}), "n"),
             (
                 json!({"model": "m", "messages": user, "logit_bias": {"x": 1}}),
                 "logit_bias",
@@ -406,6 +425,24 @@ mod tests {
         assert_eq!(g.logprobs, Some(2));
         assert_eq!(g.sampling.logit_bias, vec![(5, -100.0)]);
         assert_eq!(g.json_schema, Some(json!({"type": "object"})));
+    }
+
+    #[test]
+    fn n_choices_per_prompt_with_their_own_seeds() {
+        let d =
+            completion(&json!({"model": "m", "prompt": ["a", "b"], "n": 3, "seed": 7})).unwrap();
+        let seeds: Vec<_> = d
+            .generation
+            .choices
+            .iter()
+            .map(|c| c.options.sampling.seed)
+            .collect();
+        assert_eq!(seeds, [7, 8, 9, 7, 8, 9].map(Some));
+        let d =
+            chat_(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}))
+                .unwrap();
+        assert_eq!(d.generation.choices.len(), 2);
+        assert_eq!(d.generation.choices[1].options.sampling.seed, None);
     }
 
     #[test]

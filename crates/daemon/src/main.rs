@@ -341,7 +341,7 @@ fn main() -> std::process::ExitCode {
     }
     let log_buffer = init_logging(config.logging.log_format, &config.logging.log_level);
     match command {
-        Some(Command::Runner { launch }) => run_runner(launch),
+        Some(Command::Runner { launch }) => run_runner(*launch),
         Some(m) => match maintain(&config, m) {
             Ok(true) => std::process::ExitCode::SUCCESS,
             Ok(false) => std::process::ExitCode::FAILURE,

@@ -65,6 +65,9 @@ pub struct Settings {
     /// Layers offloaded to the GPU (builds with CUDA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_layers: Option<u32>,
+    /// The engine flags beyond these (`--flash-attn`, cache types, RoPE, ...).
+    #[serde(flatten, default)]
+    pub flags: crate::flags::EngineFlags,
 }
 
 fn in_range(param: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<(), RunnerError> {
@@ -85,6 +88,9 @@ impl Settings {
         in_range("threads", self.threads, 1, 1024)?;
         in_range("batch-size", self.batch_size, 16, 8192)?;
         in_range("gpu-layers", self.gpu_layers, 0, 10_000)?;
+        in_range("threads-batch", self.flags.threads_batch, 1, 1024)?;
+        in_range("ubatch-size", self.flags.ubatch_size, 16, 8192)?;
+        in_range("yarn-orig-ctx", self.flags.yarn_orig_ctx, 1, 1 << 24)?;
         Ok(())
     }
 
@@ -96,6 +102,7 @@ impl Settings {
             threads: self.threads.or(below.threads),
             batch_size: self.batch_size.or(below.batch_size),
             gpu_layers: self.gpu_layers.or(below.gpu_layers),
+            flags: self.flags.over(&below.flags),
         }
     }
 
@@ -114,43 +121,10 @@ impl Settings {
         self.gpu_layers.unwrap_or(0)
     }
 
-    /// Reads llama-server runtime flags, allowing only the ones that map onto these
-    /// settings: `-c/--ctx-size`, `-np/--parallel`, `-t/--threads`, `-b/--batch-size`,
-    /// `-ngl/--n-gpu-layers`. Anything else is refused, so no client can pass engine
-    /// flags or paths.
+    /// Applies llama-server runtime flags (see [`crate::flags`]): the serving ones are
+    /// taken, the rest refused with the reason.
     pub fn apply_flags(&mut self, flags: &[String]) -> Result<(), RunnerError> {
-        let bad = |m: String| RunnerError::invalid("runtime-flags", m);
-        let mut it = flags.iter();
-        while let Some(flag) = it.next() {
-            let (name, inline) = match flag.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (flag.as_str(), None),
-            };
-            let slot = match name {
-                "-c" | "--ctx-size" => &mut self.context_size,
-                "-np" | "--parallel" => &mut self.parallel,
-                "-t" | "--threads" => &mut self.threads,
-                "-b" | "--batch-size" => &mut self.batch_size,
-                "-ngl" | "--n-gpu-layers" | "--gpu-layers" => &mut self.gpu_layers,
-                other => {
-                    return Err(bad(format!(
-                        "{other:?} is not allowed; allowed are --ctx-size, --parallel, --threads, --batch-size and --n-gpu-layers"
-                    )))
-                }
-            };
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| bad(format!("{name} needs a value")))?,
-            };
-            let n = value
-                .parse::<u32>()
-                .map_err(|_| bad(format!("{name} needs a whole number, got {value:?}")))?;
-            *slot = Some(n);
-        }
-        self.validate()
+        crate::flags::apply(self, flags)
     }
 }
 

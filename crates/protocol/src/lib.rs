@@ -29,6 +29,7 @@
 mod client;
 mod error;
 mod event;
+pub mod flags;
 pub mod launch;
 pub mod request;
 pub mod server;

@@ -89,6 +89,18 @@ impl ModelShape {
         Ok(ModelShape::from_gguf(&g, file_bytes))
     }
 
+    /// This shape with its KV widths counted in f16 elements of the given cache types
+    /// (the estimate assumes f16): a q8_0 cache takes about half, f32 twice.
+    pub fn with_cache_types(&self, k: Option<&str>, v: Option<&str>) -> ModelShape {
+        use modelrunner_protocol::flags::cache_type_bytes;
+        let scale = |w: u64, t: Option<&str>| (w as f64 * cache_type_bytes(t) / 2.0).ceil() as u64;
+        ModelShape {
+            k_width: scale(self.k_width, k),
+            v_width: scale(self.v_width, v),
+            ..self.clone()
+        }
+    }
+
     /// The shape from a parsed header.
     pub fn from_gguf(g: &GgufFile, file_bytes: u64) -> ModelShape {
         let arch = g
@@ -339,6 +351,34 @@ mod tests {
             amx_bytes: 0,
             guessed: Vec::new(),
         }
+    }
+
+    #[test]
+    fn quantized_caches_shrink_the_kv_estimate() {
+        let shape = ModelShape {
+            k_width: 256,
+            v_width: 256,
+            ..test_shape(1 << 20)
+        };
+        let f16 = estimate(&shape, 2, 1024, RUNNER_BASELINE, 0).kv_cache;
+        let q8 = estimate(
+            &shape.with_cache_types(Some("q8_0"), Some("q8_0")),
+            2,
+            1024,
+            RUNNER_BASELINE,
+            0,
+        )
+        .kv_cache;
+        let f32 = estimate(
+            &shape.with_cache_types(Some("f32"), None),
+            2,
+            1024,
+            RUNNER_BASELINE,
+            0,
+        )
+        .kv_cache;
+        assert_eq!(q8 * 32, f16 * 17, "q8_0 is 34 bytes per 32 elements");
+        assert_eq!(f32 * 2, f16 * 3, "f32 K and f16 V");
     }
 
     #[test]

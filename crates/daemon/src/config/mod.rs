@@ -68,13 +68,18 @@ pub enum Command {
     #[command(hide = true, name = modelrunner_protocol::launch::RUNNER_SUBCOMMAND)]
     Runner {
         /// The launch description
-        #[arg(value_parser = modelrunner_protocol::Launch::parse)]
-        launch: modelrunner_protocol::Launch,
+        #[arg(value_parser = parse_launch)]
+        launch: Box<modelrunner_protocol::Launch>,
     },
     /// Print the resident memory of an idle runner process in bytes (used by the daemon
     /// for memory estimates; not for people)
     #[command(hide = true)]
     RunnerBaseline,
+}
+
+/// Reads a runner's launch description (boxed: it is far larger than the other commands).
+fn parse_launch(arg: &str) -> Result<Box<modelrunner_protocol::Launch>, String> {
+    modelrunner_protocol::Launch::parse(arg).map(Box::new)
 }
 
 /// The validated configuration.

@@ -3,7 +3,9 @@
 
 use std::num::NonZeroU32;
 
-use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::context::params::{
+    KvCacheType, LlamaContextParams, LlamaPoolingType, RopeScalingType,
+};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -97,11 +99,102 @@ pub(crate) fn model(launch: &Launch) -> Result<LlamaModel, RunnerError> {
     if !launch.model.is_file() {
         return Err(load_error(format!("{name}: no such file")));
     }
-    let params = LlamaModelParams::default().with_n_gpu_layers(launch.settings.gpu_layers());
+    let f = &launch.settings.flags;
+    let mut params = LlamaModelParams::default().with_n_gpu_layers(launch.settings.gpu_layers());
+    if let Some(m) = f.mlock {
+        params = params.with_use_mlock(m);
+    }
+    if let Some(m) = f.mmap {
+        params = params.with_use_mmap(m);
+    }
     LlamaModel::load_from_file(backend, &launch.model, &params).map_err(|e| {
         tracing::warn!(path = %launch.model.display(), cause = %e, "loading the model failed");
         load_error(format!("{name}: {e}"))
     })
+}
+
+/// A KV cache type by llama-server's name.
+fn cache_type(name: &str) -> KvCacheType {
+    match name {
+        "f32" => KvCacheType::F32,
+        "bf16" => KvCacheType::BF16,
+        "q8_0" => KvCacheType::Q8_0,
+        "q4_0" => KvCacheType::Q4_0,
+        "q4_1" => KvCacheType::Q4_1,
+        "iq4_nl" => KvCacheType::IQ4_NL,
+        "q5_0" => KvCacheType::Q5_0,
+        "q5_1" => KvCacheType::Q5_1,
+        _ => KvCacheType::F16,
+    }
+}
+
+/// A quantized KV cache stores a head's row in blocks of 32 elements: refused, with the
+/// reason, for a model whose heads are not a multiple of that (llama.cpp only logs it).
+fn check_cache_types(
+    model: &LlamaModel,
+    s: &modelrunner_protocol::launch::Settings,
+) -> Result<(), RunnerError> {
+    let head = model.n_embd().max(0) as u32 / model.n_head().max(1);
+    for (flag, t) in [
+        ("--cache-type-k", &s.flags.cache_type_k),
+        ("--cache-type-v", &s.flags.cache_type_v),
+    ] {
+        if let Some(t) = t
+            .as_deref()
+            .filter(|t| !matches!(*t, "f32" | "f16" | "bf16"))
+        {
+            if head % 32 != 0 {
+                return Err(RunnerError::invalid(
+                    "runtime-flags",
+                    format!("{flag} {t} needs attention heads whose size is a multiple of 32; this model's are {head}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The runtime flags' part of the context parameters (`Settings::flags`).
+fn engine_flags(
+    mut params: LlamaContextParams,
+    s: &modelrunner_protocol::launch::Settings,
+) -> LlamaContextParams {
+    use llama_cpp_sys_2 as sys;
+    let f = &s.flags;
+    // On the CPU, llama.cpp's flash-attention kernel halves decode speed (it is faster
+    // only for long prompts), so it is off unless asked for; GPUs keep llama.cpp's
+    // automatic choice.
+    let flash = match f.flash_attn.as_deref() {
+        Some("on") => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        Some("off") => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        Some(_) => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        None if s.gpu_layers() == 0 => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        None => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+    };
+    params = params.with_flash_attention_policy(flash);
+    if let Some(k) = &f.cache_type_k {
+        params = params.with_type_k(cache_type(k));
+    }
+    if let Some(v) = &f.cache_type_v {
+        params = params.with_type_v(cache_type(v));
+    }
+    if let Some(r) = &f.rope_scaling {
+        params = params.with_rope_scaling_type(match r.as_str() {
+            "none" => RopeScalingType::None,
+            "linear" => RopeScalingType::Linear,
+            _ => RopeScalingType::Yarn,
+        });
+    }
+    if let Some(b) = f.rope_freq_base {
+        params = params.with_rope_freq_base(b);
+    }
+    if let Some(x) = f.rope_freq_scale {
+        params = params.with_rope_freq_scale(x);
+    }
+    if let Some(n) = f.yarn_orig_ctx {
+        params = params.with_yarn_orig_ctx(n);
+    }
+    params
 }
 
 /// Creates the context: one KV stream per slot, sized as the launch says.
@@ -110,6 +203,7 @@ pub(crate) fn context<'m>(
     launch: &Launch,
 ) -> Result<(LlamaContext<'m>, Shape), RunnerError> {
     let s = &launch.settings;
+    check_cache_types(model, s)?;
     let trained = model.n_ctx_train();
     let slot_ctx = s
         .context_size
@@ -129,13 +223,11 @@ pub(crate) fn context<'m>(
         // batched decoding barely beats one stream (measured in docs/performance.md).
         .with_kv_unified(false)
         .with_n_threads(threads as i32)
-        .with_n_threads_batch(threads as i32);
-    if s.gpu_layers() == 0 {
-        // On the CPU, llama.cpp's flash-attention kernel halves decode speed (it is faster
-        // only for long prompts); GPUs keep llama.cpp's automatic choice.
-        params =
-            params.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+        .with_n_threads_batch(s.flags.threads_batch.unwrap_or(threads) as i32);
+    if let Some(ub) = s.flags.ubatch_size {
+        params = params.with_n_ubatch(ub.clamp(16, batch));
     }
+    params = engine_flags(params, s);
     if launch.mode == Mode::Embedding {
         params = params
             .with_embeddings(true)

@@ -116,8 +116,11 @@ impl Scheduler {
             0
         };
         let admission = self.admission.lock().await;
+        // The estimate counts the KV cache in the element types the flags chose.
+        let f = &settings.flags;
+        let sized = shape.with_cache_types(f.cache_type_k.as_deref(), f.cache_type_v.as_deref());
         let (context, estimate) = self
-            .fit(spec, &shape, slots, settings.context_size, gpu_layers)
+            .fit(spec, &sized, slots, settings.context_size, gpu_layers)
             .await?;
         let files = RunnerFiles::new(&self.cfg.run_dir, instance);
         let launch = Launch {

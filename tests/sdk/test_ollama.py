@@ -56,6 +56,12 @@ def chat():
     streamed = "".join(p.message.content for p in parts)
     assert streamed == r.message.content, (streamed, r.message.content)
     assert parts[-1].eval_count == 12
+    # Log-probabilities, collected and streamed, in the client's own types.
+    lp = client.chat(model=MODEL, messages=ASK, options=GREEDY, logprobs=True, top_logprobs=2)
+    assert len(lp.logprobs) == 12 and all(len(t.top_logprobs) == 2 for t in lp.logprobs), lp.logprobs
+    assert "".join(t.token for t in lp.logprobs) == lp.message.content
+    streamed = [t for p in client.chat(model=MODEL, messages=ASK, options=GREEDY, logprobs=True, stream=True) for t in (p.logprobs or [])]
+    assert [t.token for t in streamed] == [t.token for t in lp.logprobs], streamed
 
 
 def generate():

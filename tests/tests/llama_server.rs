@@ -250,6 +250,54 @@ fn fill_in_the_middle_on_every_route_that_takes_it() {
     }
 }
 
+/// Embeddings pool as the GGUF says. The model is causal, so CLS pooling (the first
+/// token's state, always BOS here) gives every input the same vector, while mean and
+/// last pooling tell inputs apart.
+#[test]
+fn embeddings_follow_the_models_pooling_type() {
+    let d = Daemon::start(&[]);
+    for (name, pooling) in [
+        ("mean", None),
+        ("cls", Some(2)),
+        ("last", Some(3)),
+        ("rank", Some(4)),
+    ] {
+        let mut w = modelrunner_testkit::LlamaSpec::tiny().build(5);
+        if let Some(p) = pooling {
+            w = w.set("llama.pooling_type", modelrunner_testkit::Kv::U32(p));
+        }
+        let f = d.dir.path().join(format!("{name}.gguf"));
+        w.write_file(&f).unwrap();
+        d.ok(&["package", "--gguf", f.to_str().unwrap(), name]);
+    }
+    let pair = |model: &str| {
+        let v = ok(
+            &d,
+            "/v1/embeddings",
+            &json!({"model": model, "input": ["a cat", "the dog ran"]}),
+        );
+        (
+            v["data"][0]["embedding"].clone(),
+            v["data"][1]["embedding"].clone(),
+        )
+    };
+    let (m0, m1) = pair("mean");
+    assert_ne!(m0, m1);
+    let (c0, c1) = pair("cls");
+    assert_eq!(c0, c1, "CLS of a causal model is the BOS token's state");
+    assert_ne!(c0, m0);
+    let (l0, l1) = pair("last");
+    assert_ne!(l0, l1);
+    assert_ne!(l0, m0);
+    let (s, text) = post(
+        &d,
+        "/v1/embeddings",
+        &json!({"model": "rank", "input": "a cat"}),
+    );
+    assert_eq!(s, 500, "{text}");
+    assert!(text.contains("reranker"), "{text}");
+}
+
 #[test]
 fn health_needs_no_key_on_either_path() {
     let d = Daemon::start(&["--api-key-hash", &key_hash("sk-llama-server-health")]);

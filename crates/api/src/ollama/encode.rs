@@ -87,6 +87,16 @@ fn metrics(clock: &Clock, usage: &Usage, t: &Timings) -> Map<String, Value> {
     m
 }
 
+/// One token's `logprobs` entry, as Ollama writes it.
+fn logprob(text: &str, lp: &modelrunner_protocol::Logprob) -> Value {
+    json!({
+        "token": text, "logprob": lp.logprob, "bytes": text.as_bytes(),
+        "top_logprobs": lp.top.iter().map(|t| json!({
+            "token": t.text, "logprob": t.logprob, "bytes": t.text.as_bytes()
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// A tool call's arguments as the object Ollama's clients require; `None` when the
 /// model did not finish them (cut off by `num_predict`).
 fn arguments(c: &ToolCall) -> Option<Value> {
@@ -211,6 +221,13 @@ impl Encoder for OllamaEncoder {
             ""
         };
         let mut v = self.chunk(&c.text, thinking, &c.tool_calls, true);
+        if !c.logprobs.is_empty() {
+            v["logprobs"] = c
+                .logprobs
+                .iter()
+                .map(|t| logprob(&t.text, &t.logprob))
+                .collect();
+        }
         self.finish(
             &mut v,
             c.finish_reason,
@@ -227,14 +244,22 @@ impl Encoder for OllamaEncoder {
 
     fn event(&mut self, _i: usize, event: Event) -> Vec<Bytes> {
         match event {
-            Event::Token { text, token, .. } => {
+            Event::Token {
+                text,
+                token,
+                logprobs,
+            } => {
                 if let Some(ctx) = &mut self.context {
                     ctx.push(token);
                 }
-                if text.is_empty() {
+                if text.is_empty() && logprobs.is_none() {
                     return Vec::new();
                 }
-                vec![line(&self.chunk(&text, "", &[], false))]
+                let mut v = self.chunk(&text, "", &[], false);
+                if let Some(lp) = logprobs {
+                    v["logprobs"] = json!([logprob(&text, &lp)]);
+                }
+                vec![line(&v)]
             }
             Event::Reasoning { text } if self.thinking && !text.is_empty() => {
                 vec![line(&self.chunk("", &text, &[], false))]

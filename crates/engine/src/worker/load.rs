@@ -113,6 +113,29 @@ pub(crate) fn model(launch: &Launch) -> Result<LlamaModel, RunnerError> {
     })
 }
 
+/// How the model pools embeddings, as its GGUF says (`<arch>.pooling_type`: mean, CLS or
+/// last); mean when it says nothing or none, since every input gets one vector here.
+/// Rank pooling (rerankers) gives scores, not embeddings, and is refused with the reason.
+fn pooling(model: &LlamaModel) -> Result<LlamaPoolingType, RunnerError> {
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let declared = model
+        .meta_val_str(&format!("{arch}.pooling_type"))
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok());
+    Ok(match declared {
+        Some(2) => LlamaPoolingType::Cls,
+        Some(3) => LlamaPoolingType::Last,
+        Some(4) => {
+            return Err(load_error(
+                "this model pools by rank (a reranker): it scores query and document pairs and gives no embeddings".to_string(),
+            ))
+        }
+        _ => LlamaPoolingType::Mean,
+    })
+}
+
 /// A KV cache type by llama-server's name.
 fn cache_type(name: &str) -> KvCacheType {
     match name {
@@ -231,7 +254,7 @@ pub(crate) fn context<'m>(
     if launch.mode == Mode::Embedding {
         params = params
             .with_embeddings(true)
-            .with_pooling_type(LlamaPoolingType::Mean);
+            .with_pooling_type(pooling(model)?);
     }
     let backend = backend()?;
     let ctx = model

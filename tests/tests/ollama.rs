@@ -115,6 +115,12 @@ fn errors_framing_and_the_second_listener() {
         ),
         ("/api/nothing", json!({}), 404, ""),
         (
+            "/api/embed",
+            json!({"model": "stories", "input": "cat ".repeat(3000)}),
+            400,
+            "input: This model's maximum context length",
+        ),
+        (
             "/api/copy",
             json!({"source": "stories", "destination": "Bad Name!"}),
             400,

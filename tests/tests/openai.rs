@@ -337,7 +337,7 @@ async fn errors_are_openai_envelopes_with_params() {
             "temperature",
         ),
         (
-            json!({"model": "stories", "messages": user("x"), "n": 3}),
+            json!({"model": "stories", "messages": user("x"), "n": 9}),
             "n",
         ),
         (

@@ -105,7 +105,17 @@ pub(crate) async fn embed(
         let body = &body;
         async move { c.embed(body).await }
     })
-    .await?;
+    .await
+    // An input over the context is the input's fault, not a conversation's.
+    .map_err(|e| {
+        e.rename_param(|p| {
+            if p == "messages" {
+                "input".into()
+            } else {
+                p.into()
+            }
+        })
+    })?;
     // The width is known once the model is loaded.
     let width = guard.props().n_embd;
     drop(guard);

@@ -340,12 +340,10 @@ impl NativeEncoder {
             (c.finish_reason, c.stop.as_deref(), &c.usage, &c.timings),
         );
         if self.req.n_probs > 0 {
-            let ids = c.tokens.iter().copied().chain(std::iter::repeat(0));
             v["completion_probabilities"] = c
                 .logprobs
                 .iter()
-                .zip(ids)
-                .map(|(t, id)| probability(id, &t.text, &t.logprob))
+                .map(|t| probability(t.token, &t.text, &t.logprob))
                 .collect();
         }
         v

@@ -87,14 +87,9 @@ fn metrics(clock: &Clock, usage: &Usage, t: &Timings) -> Map<String, Value> {
     m
 }
 
-/// One token's `logprobs` entry, as Ollama writes it.
+/// One token's `logprobs` entry: Ollama writes them as OpenAI's chat does.
 fn logprob(text: &str, lp: &modelrunner_protocol::Logprob) -> Value {
-    json!({
-        "token": text, "logprob": lp.logprob, "bytes": text.as_bytes(),
-        "top_logprobs": lp.top.iter().map(|t| json!({
-            "token": t.text, "logprob": t.logprob, "bytes": t.text.as_bytes()
-        })).collect::<Vec<_>>(),
-    })
+    crate::openai::chat_logprob(text, lp.logprob, &lp.top)
 }
 
 /// A tool call's arguments as the object Ollama's clients require; `None` when the

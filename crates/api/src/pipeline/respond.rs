@@ -21,6 +21,8 @@ use crate::ApiError;
 pub(crate) struct TokenLogprobs {
     /// Where the token's text starts in the choice's text.
     pub offset: usize,
+    /// The token.
+    pub token: i32,
     /// The text it added.
     pub text: String,
     /// Its log-probability and the alternatives.
@@ -176,6 +178,7 @@ pub(crate) async fn answer(running: Running) -> Result<Answer, ApiError> {
                 if let Some(logprob) = lp {
                     logprobs[i].push(TokenLogprobs {
                         offset: texts[i].len(),
+                        token,
                         text: text.clone(),
                         logprob,
                     });

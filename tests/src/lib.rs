@@ -276,6 +276,17 @@ impl Daemon {
         trained
     }
 
+    /// Packages the testkit's reranker (Qwen3-Reranker's shape; with or without its rerank
+    /// prompt) as `tag`.
+    pub fn package_reranker(&self, tag: &str, prompt: bool) {
+        let p = self.dir.path().join(format!("{tag}.gguf"));
+        modelrunner_testkit::LlamaSpec::tiny()
+            .build_reranker(5, prompt)
+            .write_file(&p)
+            .unwrap();
+        self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
+    }
+
     /// Packages a generated tiny llama as `tag`.
     pub fn package_tiny(&self, tag: &str, seed: u64) {
         let p = self.dir.path().join(format!("tiny{seed}.gguf"));

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use modelrunner_e2e::Daemon;
 use modelrunner_protocol::server::{serve, Service};
 use modelrunner_protocol::{
-    Chat, EmbedRequest, Embedding, Event, GenerateRequest, Launch, Props, RunnerError,
-    TokenizeRequest,
+    Chat, EmbedRequest, Embedding, Event, GenerateRequest, Launch, Props, RerankRequest,
+    RunnerError, Score, TokenizeRequest,
 };
 use serde_json::{json, Value};
 
@@ -76,6 +76,19 @@ impl Service for Broken {
             })
             .collect())
     }
+
+    async fn rerank(&self, req: RerankRequest) -> Result<Vec<Score>, RunnerError> {
+        // One score too few.
+        Ok(req
+            .documents
+            .iter()
+            .skip(1)
+            .map(|_| Score {
+                score: 0.5,
+                tokens: 1,
+            })
+            .collect())
+    }
 }
 
 /// Serves the stand-in on the launch's socket until the daemon kills it.
@@ -104,6 +117,7 @@ fn a_runner_answer_that_does_not_pair_with_the_inputs_is_refused() {
             &[(BROKEN, how)],
         );
         d.package_tiny("m", 1);
+        d.package_reranker("r", true);
         let c = reqwest::blocking::Client::new();
         let r = c
             .post(d.u("/v1/embeddings"))
@@ -114,6 +128,15 @@ fn a_runner_answer_that_does_not_pair_with_the_inputs_is_refused() {
         let v: Value = r.json().unwrap();
         assert_eq!(v["error"]["type"], "server_error", "{how}: {v}");
         assert!(v.get("data").is_none(), "{how}: {v}");
+        // Scores that do not pair with the documents are refused the same way.
+        let r = c
+            .post(d.u("/v1/rerank"))
+            .json(&json!({"model": "r", "query": "q", "documents": ["a", "b"]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 500, "{how}");
+        let v: Value = r.json().unwrap();
+        assert!(v.get("results").is_none(), "{how}: {v}");
         // The daemon keeps serving.
         let r = c.get(d.u("/v1/models")).send().unwrap();
         assert_eq!(r.status(), 200);

@@ -80,7 +80,12 @@ fn generates_and_chats_over_the_socket() {
         assert_eq!(c.detokenize(&t).await.unwrap().trim_start(), "Once upon");
         // An embedding call to a completion runner is refused in words.
         let e = c.embed(&modelrunner_protocol::EmbedRequest { input: vec![] }).await.unwrap_err();
-        assert!(e.to_string().contains("completions, not embeddings"), "{e}");
+        assert!(e.to_string().contains("completion mode; it gives no embeddings"), "{e}");
+        let e = c
+            .rerank(&modelrunner_protocol::RerankRequest { query: "q".into(), documents: vec!["d".into()] })
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("completion mode; it gives no reranking scores"), "{e}");
     });
 }
 

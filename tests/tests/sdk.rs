@@ -176,3 +176,16 @@ fn ollama_python_client_and_langchain() {
         .env("GGUF", gguf);
     run(cmd, &d);
 }
+
+#[test]
+fn cohere_rerank_client() {
+    let python = sdk_dir().join("venv/bin/python");
+    require(&python);
+    let d = Daemon::start(&[]);
+    d.package_reranker("reranker", true);
+    let mut cmd = Command::new(python);
+    cmd.arg(source("test_cohere.py"))
+        .env("BASE_URL", d.u(""))
+        .env("RERANK_MODEL", "reranker");
+    run(cmd, &d);
+}

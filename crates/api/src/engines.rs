@@ -104,11 +104,21 @@ pub(crate) struct ConfigureRequest {
 
 fn mode(m: Option<&str>, flags: &[String]) -> Result<Mode, ApiError> {
     match m {
-        None | Some("") if flags.iter().any(|f| f == "--embeddings") => Ok(Mode::Embedding),
+        None | Some("") if flags.iter().any(|f| f == "--reranking" || f == "--rerank") => {
+            Ok(Mode::Reranking)
+        }
+        None | Some("")
+            if flags
+                .iter()
+                .any(|f| f == "--embeddings" || f == "--embedding") =>
+        {
+            Ok(Mode::Embedding)
+        }
         None | Some("") | Some("completion") => Ok(Mode::Completion),
         Some("embedding") => Ok(Mode::Embedding),
+        Some("reranking") => Ok(Mode::Reranking),
         Some(other) => Err(ApiError::bad_request(format!(
-            "mode must be completion or embedding, got {other:?}"
+            "mode must be completion, embedding or reranking, got {other:?}"
         ))
         .param("mode")),
     }
@@ -131,7 +141,9 @@ pub(crate) async fn configure(
         flags.extend(raw.split_whitespace().map(str::to_string));
     }
     let mode = mode(req.mode.as_deref(), &flags)?;
-    flags.retain(|f| f != "--embeddings");
+    flags.retain(|f| {
+        !["--embeddings", "--embedding", "--reranking", "--rerank"].contains(&f.as_str())
+    });
     let mut settings = RuntimeSettings::default();
     settings.runner.apply_flags(&flags)?;
     match req.context_size {

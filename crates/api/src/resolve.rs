@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use modelrunner_format::gguf::{GgufFile, Value as Gv};
 use modelrunner_scheduler::{Mode, ModelSpec};
 
 use crate::{blocking, ApiError, AppState};
@@ -16,18 +17,25 @@ const MAX_NAMES: usize = 1024;
 /// the path of every request's first token).
 #[derive(Default)]
 pub(crate) struct Resolved {
-    entries: Mutex<(u64, HashMap<String, ModelSpec>)>,
+    entries: Mutex<(u64, HashMap<String, Entry>)>,
+}
+
+/// A resolved name: its spec, and whether it is a reranker once that was asked.
+#[derive(Clone)]
+struct Entry {
+    spec: ModelSpec,
+    reranker: Option<bool>,
 }
 
 impl Resolved {
-    fn get(&self, generation: u64, name: &str) -> Option<ModelSpec> {
+    fn get(&self, generation: u64, name: &str) -> Option<Entry> {
         let entries = self.entries.lock().expect("resolved lock");
         (entries.0 == generation)
             .then(|| entries.1.get(name).cloned())
             .flatten()
     }
 
-    fn put(&self, generation: u64, name: String, spec: ModelSpec) {
+    fn put(&self, generation: u64, name: String, spec: Entry) {
         let mut entries = self.entries.lock().expect("resolved lock");
         if entries.0 != generation || entries.1.len() >= MAX_NAMES {
             *entries = (generation, HashMap::new());
@@ -47,45 +55,83 @@ pub(crate) async fn model_spec(
     }
     // Read before resolving: a change while resolving then leaves a stale generation.
     let generation = state.store.generation();
-    if let Some(spec) = state.resolved.get(generation, name) {
-        return Ok(ModelSpec { mode, ..spec });
+    let cached = state.resolved.get(generation, name);
+    let wants_pooling = mode != Mode::Completion;
+    let entry = match cached {
+        Some(e) if e.reranker.is_some() || !wants_pooling => e,
+        _ => {
+            let store = state.store.clone();
+            let key = name.to_string();
+            let entry = blocking(move || {
+                let model = store.resolve_partial(&key)?;
+                let bundle = store.bundle(&model.id.to_string())?;
+                let reranker = if wants_pooling {
+                    Some(pools_by_rank(&GgufFile::open(&bundle.gguf)?))
+                } else {
+                    None
+                };
+                let spec = ModelSpec {
+                    id: model.id.to_string(),
+                    name: model.tags.first().cloned().unwrap_or(key),
+                    shards: bundle.shards,
+                    chat_template: bundle.chat_template,
+                    packaged_context: model
+                        .config
+                        .context_size
+                        .and_then(|c| u64::try_from(c).ok()),
+                    mode,
+                };
+                Ok(Entry { spec, reranker })
+            })
+            .await?;
+            state
+                .resolved
+                .put(generation, name.to_string(), entry.clone());
+            entry
+        }
+    };
+    let spec = ModelSpec { mode, ..entry.spec };
+    match (mode, entry.reranker) {
+        (Mode::Reranking, Some(false)) => Err(ApiError::invalid(
+            "model",
+            format!("{} is not a reranker: its GGUF declares no rank pooling (a reranking model such as bge-reranker or Qwen3-Reranker scores documents)", spec.name),
+        )),
+        (Mode::Embedding, Some(true)) => Err(ApiError::invalid(
+            "model",
+            format!("{} is a reranker (rank pooling): it scores documents on /v1/rerank and gives no embeddings", spec.name),
+        )),
+        _ => Ok(spec),
     }
-    let store = state.store.clone();
-    let key = name.to_string();
-    let spec = blocking(move || {
-        let model = store.resolve_partial(&key)?;
-        let bundle = store.bundle(&model.id.to_string())?;
-        Ok(ModelSpec {
-            id: model.id.to_string(),
-            name: model.tags.first().cloned().unwrap_or(key),
-            shards: bundle.shards,
-            chat_template: bundle.chat_template,
-            packaged_context: model
-                .config
-                .context_size
-                .and_then(|c| u64::try_from(c).ok()),
-            mode,
-        })
-    })
-    .await?;
-    state
-        .resolved
-        .put(generation, name.to_string(), spec.clone());
-    Ok(spec)
+}
+
+/// Whether a GGUF declares rank pooling (`<arch>.pooling_type` 4): a cross-encoder that
+/// scores query and document pairs.
+fn pools_by_rank(g: &GgufFile) -> bool {
+    let arch = g
+        .get("general.architecture")
+        .and_then(Gv::as_str)
+        .unwrap_or_default();
+    g.get(&format!("{arch}.pooling_type"))
+        .and_then(Gv::as_u64)
+        .is_some_and(|p| p == 4)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(id: &str) -> ModelSpec {
-        ModelSpec {
+    fn spec(id: &str) -> Entry {
+        let spec = ModelSpec {
             id: id.into(),
             name: "m".into(),
             shards: vec![],
             chat_template: None,
             packaged_context: None,
             mode: Mode::Completion,
+        };
+        Entry {
+            spec,
+            reranker: None,
         }
     }
 
@@ -93,7 +139,7 @@ mod tests {
     fn entries_hold_only_for_their_generation_and_stay_bounded() {
         let r = Resolved::default();
         r.put(1, "a".into(), spec("x"));
-        assert_eq!(r.get(1, "a").unwrap().id, "x");
+        assert_eq!(r.get(1, "a").unwrap().spec.id, "x");
         assert!(r.get(1, "b").is_none());
         assert!(r.get(2, "a").is_none(), "an index change invalidates");
         r.put(2, "b".into(), spec("y"));

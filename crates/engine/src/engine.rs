@@ -7,7 +7,7 @@ use std::time::Instant;
 use modelrunner_protocol::server::Service;
 use modelrunner_protocol::{
     Chat, EmbedRequest, Embedding, Event, GenerateRequest, Input, Launch, Mode, Prompt, Props,
-    RunnerError, TokenizeRequest,
+    RerankRequest, RunnerError, Score, TokenizeRequest,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,10 +96,7 @@ impl Engine {
         req: GenerateRequest,
     ) -> Result<mpsc::UnboundedReceiver<Event>, RunnerError> {
         if self.props.mode != Mode::Completion {
-            return Err(RunnerError::invalid(
-                "model",
-                "this runner computes embeddings, not completions",
-            ));
+            return Err(self.wrong_mode("completions"));
         }
         let arrived = Instant::now();
         let (prompt, add_special, format, tools) = match req.input {
@@ -146,14 +143,35 @@ impl Engine {
     /// Embeds inputs (embedding mode only): unit vectors with token counts.
     pub async fn embed(&self, inputs: Vec<Prompt>) -> Result<Vec<Embedding>, RunnerError> {
         if self.props.mode != Mode::Embedding {
-            return Err(RunnerError::invalid(
-                "model",
-                "this runner was started for completions, not embeddings",
-            ));
+            return Err(self.wrong_mode("embeddings"));
         }
         let (reply, rx) = oneshot::channel();
         self.send(Job::Embed { inputs, reply })?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Scores documents against a query (reranking mode only), in order.
+    pub async fn rerank(&self, req: RerankRequest) -> Result<Vec<Score>, RunnerError> {
+        if self.props.mode != Mode::Reranking {
+            return Err(self.wrong_mode("reranking scores"));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Rerank {
+            query: req.query,
+            documents: req.documents,
+            reply,
+        })?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    fn wrong_mode(&self, wanted: &str) -> RunnerError {
+        RunnerError::invalid(
+            "model",
+            format!(
+                "this runner was started in {} mode; it gives no {wanted}",
+                self.props.mode
+            ),
+        )
     }
 }
 
@@ -190,6 +208,10 @@ impl Service for Engine {
 
     async fn embed(&self, req: EmbedRequest) -> Result<Vec<Embedding>, RunnerError> {
         Engine::embed(self, req.input).await
+    }
+
+    async fn rerank(&self, req: RerankRequest) -> Result<Vec<Score>, RunnerError> {
+        Engine::rerank(self, req).await
     }
 }
 

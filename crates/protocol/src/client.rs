@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::RunnerError;
-use crate::event::{answers, EmbedRequest, Embedding, Event, Props, TokenizeRequest};
+use crate::event::{
+    answers, EmbedRequest, Embedding, Event, Props, RerankRequest, Score, TokenizeRequest,
+};
 use crate::request::{Chat, GenerateRequest};
 use crate::routes;
 
@@ -152,6 +154,20 @@ impl RunnerClient {
                 "the runner gave {} embeddings for {} inputs",
                 r.data.len(),
                 req.input.len()
+            )));
+        }
+        Ok(r.data)
+    }
+
+    /// Relevance scores of the documents for the query (a runner in reranking mode), one
+    /// per document, in order.
+    pub async fn rerank(&self, req: &RerankRequest) -> Result<Vec<Score>, RunnerError> {
+        let r: answers::Scores = self.call(Method::POST, routes::RERANK, Some(req)).await?;
+        if r.data.len() != req.documents.len() {
+            return Err(RunnerError::internal(format!(
+                "the runner gave {} scores for {} documents",
+                r.data.len(),
+                req.documents.len()
             )));
         }
         Ok(r.data)

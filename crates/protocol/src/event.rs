@@ -215,6 +215,24 @@ pub struct Embedding {
     pub tokens: u32,
 }
 
+/// `rerank`: documents to score against a query (reranking mode).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RerankRequest {
+    /// The query.
+    pub query: String,
+    /// The documents, scored in this order.
+    pub documents: Vec<String>,
+}
+
+/// One document's relevance to the query.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Score {
+    /// The model's score (its classification head's first output).
+    pub score: f32,
+    /// Tokens of the query and document pair as the model read it.
+    pub tokens: u32,
+}
+
 /// The answers of the calls that are not streams.
 pub(crate) mod answers {
     use super::*;
@@ -242,6 +260,11 @@ pub(crate) mod answers {
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Embeddings {
         pub data: Vec<Embedding>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Scores {
+        pub data: Vec<Score>,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -30,6 +30,8 @@ pub enum Mode {
     Completion,
     /// Embeddings.
     Embedding,
+    /// Relevance scores of documents for a query (a model with rank pooling).
+    Reranking,
 }
 
 impl std::fmt::Display for Mode {
@@ -37,6 +39,7 @@ impl std::fmt::Display for Mode {
         f.write_str(match self {
             Mode::Completion => "completion",
             Mode::Embedding => "embedding",
+            Mode::Reranking => "reranking",
         })
     }
 }

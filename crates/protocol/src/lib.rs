@@ -37,8 +37,8 @@ pub mod server;
 pub use client::RunnerClient;
 pub use error::RunnerError;
 pub use event::{
-    EmbedRequest, Embedding, Event, FinishReason, Logprob, Props, Timings, TokenLogprob,
-    TokenizeRequest, Usage,
+    EmbedRequest, Embedding, Event, FinishReason, Logprob, Props, RerankRequest, Score, Timings,
+    TokenLogprob, TokenizeRequest, Usage,
 };
 pub use launch::{Launch, Mode, Settings};
 pub use request::{
@@ -55,4 +55,5 @@ mod routes {
     pub const TOKENIZE: &str = "/tokenize";
     pub const DETOKENIZE: &str = "/detokenize";
     pub const EMBED: &str = "/embeddings";
+    pub const RERANK: &str = "/rerank";
 }

@@ -14,7 +14,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::RunnerError;
-use crate::event::{answers, EmbedRequest, Embedding, Event, Props, TokenizeRequest};
+use crate::event::{
+    answers, EmbedRequest, Embedding, Event, Props, RerankRequest, Score, TokenizeRequest,
+};
 use crate::request::{Chat, GenerateRequest};
 use crate::routes;
 
@@ -41,6 +43,11 @@ pub trait Service: Send + Sync + 'static {
         &self,
         req: EmbedRequest,
     ) -> impl Future<Output = Result<Vec<Embedding>, RunnerError>> + Send;
+    /// Relevance scores, one per document, in order.
+    fn rerank(
+        &self,
+        req: RerankRequest,
+    ) -> impl Future<Output = Result<Vec<Score>, RunnerError>> + Send;
 }
 
 /// A [`RunnerError`] as the runner answers it.
@@ -147,6 +154,15 @@ async fn embed<S: Service>(
     }))
 }
 
+async fn rerank<S: Service>(
+    State(s): State<Arc<S>>,
+    Input(req): Input<RerankRequest>,
+) -> Result<Json<answers::Scores>, Failure> {
+    Ok(Json(answers::Scores {
+        data: s.rerank(req).await?,
+    }))
+}
+
 /// The runner's routes over `service`.
 pub fn router<S: Service>(service: Arc<S>) -> Router {
     Router::new()
@@ -157,6 +173,7 @@ pub fn router<S: Service>(service: Arc<S>) -> Router {
         .route(routes::TOKENIZE, post(tokenize::<S>))
         .route(routes::DETOKENIZE, post(detokenize::<S>))
         .route(routes::EMBED, post(embed::<S>))
+        .route(routes::RERANK, post(rerank::<S>))
         .with_state(service)
 }
 

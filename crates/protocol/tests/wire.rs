@@ -9,7 +9,7 @@ use futures::StreamExt;
 use modelrunner_protocol::server::{serve, Service};
 use modelrunner_protocol::{
     Chat, EmbedRequest, Embedding, Event, FinishReason, GenerateRequest, Input, Mode, Prompt,
-    Props, RunnerClient, RunnerError, Timings, TokenizeRequest, Usage,
+    Props, RerankRequest, RunnerClient, RunnerError, Score, Timings, TokenizeRequest, Usage,
 };
 
 struct Stand;
@@ -116,6 +116,22 @@ impl Service for Stand {
             })
             .collect())
     }
+
+    async fn rerank(&self, req: RerankRequest) -> Result<Vec<Score>, RunnerError> {
+        if req.query.is_empty() {
+            return Err(RunnerError::invalid("query", "empty"));
+        }
+        // One score per document, the first scored by the query's length.
+        Ok(req
+            .documents
+            .iter()
+            .map(|d| Score {
+                score: (req.query.len() * d.len()) as f32,
+                tokens: (req.query.len() + d.len()) as u32,
+            })
+            .take(if req.query == "short" { 1 } else { usize::MAX })
+            .collect())
+    }
 }
 
 #[tokio::test]
@@ -178,6 +194,34 @@ async fn every_operation_and_error_crosses_the_socket_intact() {
     let e = c
         .embed(&EmbedRequest {
             input: vec![Prompt::Text("a".into()), Prompt::Text("b".into())],
+        })
+        .await;
+    assert!(matches!(e, Err(RunnerError::Internal { .. })), "{e:?}");
+    let docs = vec!["xy".to_string(), "xyz".to_string()];
+    let scores = c
+        .rerank(&RerankRequest {
+            query: "qq".into(),
+            documents: docs.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+        [4.0, 6.0]
+    );
+    assert_eq!(scores[1].tokens, 5);
+    let e = c
+        .rerank(&RerankRequest {
+            query: String::new(),
+            documents: docs.clone(),
+        })
+        .await;
+    assert_eq!(e, Err(RunnerError::invalid("query", "empty")));
+    // A short answer is the runner's fault, noticed by the client.
+    let e = c
+        .rerank(&RerankRequest {
+            query: "short".into(),
+            documents: docs,
         })
         .await;
     assert!(matches!(e, Err(RunnerError::Internal { .. })), "{e:?}");

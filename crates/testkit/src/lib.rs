@@ -14,6 +14,6 @@ mod shared;
 mod templates;
 
 pub use gguf::{small_gguf, GgufWriter, Kv, TensorData};
-pub use llama::LlamaSpec;
+pub use llama::{LlamaSpec, RERANK_PROMPT};
 pub use shared::{chat_model, checks_less, shared_dir, stories260k, NOTES_FILE};
 pub use templates::{template, TestTemplate};

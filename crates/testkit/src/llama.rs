@@ -115,24 +115,68 @@ impl LlamaSpec {
         self.build_typed(seed, true)
     }
 
+    /// A cross-encoder reranker in Qwen3-Reranker's shape: the `qwen3` architecture (a
+    /// llama with per-head query and key norms), rank pooling, a two-label classification
+    /// head (`yes`, `no`; llama.cpp soft-maxes it, so the score is P(yes)) and the rerank
+    /// prompt llama.cpp's converter writes for it. Without `prompt` the query and document
+    /// are joined with the vocabulary's special tokens instead, as for BERT rerankers.
+    pub fn build_reranker(&self, seed: u64, prompt: bool) -> GgufWriter {
+        let head_dim = self.n_embd / self.n_head;
+        let mut w = self
+            .weights(seed, false, "qwen3")
+            .kv("qwen3.pooling_type", Kv::U32(4))
+            .kv(
+                "qwen3.classifier.output_labels",
+                Kv::Strs(vec!["yes".into(), "no".into()]),
+            );
+        if prompt {
+            w = w.kv(
+                "tokenizer.chat_template.rerank",
+                Kv::Str(RERANK_PROMPT.into()),
+            );
+        }
+        for l in 0..self.n_layer {
+            for n in ["attn_q_norm", "attn_k_norm"] {
+                let name = format!("blk.{l}.{n}.weight");
+                w = w.tensor_f32(&name, &[head_dim], TensorData::OnesF32);
+            }
+        }
+        w.tensor_f32(
+            "cls.output.weight",
+            &[self.n_embd, 2],
+            TensorData::RandomF32 {
+                seed: seed ^ 0x5eed,
+                // Logits of about ±1 over unit-RMS states: scores spread over 0..1
+                // instead of saturating the soft-max.
+                scale: 0.15,
+            },
+        )
+    }
+
     fn build_typed(&self, seed: u64, q8: bool) -> GgufWriter {
+        self.weights(seed, q8, "llama")
+    }
+
+    /// The blocks of a llama-shaped model of architecture `arch` (its keys so prefixed).
+    fn weights(&self, seed: u64, q8: bool, arch: &str) -> GgufWriter {
         let (tokens, scores, types) = self.vocab();
         let n_vocab = tokens.len() as u64;
         let head_dim = self.n_embd / self.n_head;
         let kv = head_dim * self.n_head_kv;
         let u32k = |v: u64| Kv::U32(v as u32);
+        let key = |k: &str| format!("{arch}.{k}");
         let mut w = GgufWriter::new()
-            .kv("general.architecture", Kv::Str("llama".into()))
+            .kv("general.architecture", Kv::Str(arch.into()))
             .kv("general.name", Kv::Str(self.name.clone()))
             .kv("general.file_type", Kv::U32(if q8 { 7 } else { 0 }))
-            .kv("llama.context_length", u32k(self.n_ctx))
-            .kv("llama.embedding_length", u32k(self.n_embd))
-            .kv("llama.block_count", u32k(self.n_layer))
-            .kv("llama.feed_forward_length", u32k(self.n_ff))
-            .kv("llama.rope.dimension_count", u32k(head_dim))
-            .kv("llama.attention.head_count", u32k(self.n_head))
-            .kv("llama.attention.head_count_kv", u32k(self.n_head_kv))
-            .kv("llama.attention.layer_norm_rms_epsilon", Kv::F32(1e-5))
+            .kv(&key("context_length"), u32k(self.n_ctx))
+            .kv(&key("embedding_length"), u32k(self.n_embd))
+            .kv(&key("block_count"), u32k(self.n_layer))
+            .kv(&key("feed_forward_length"), u32k(self.n_ff))
+            .kv(&key("rope.dimension_count"), u32k(head_dim))
+            .kv(&key("attention.head_count"), u32k(self.n_head))
+            .kv(&key("attention.head_count_kv"), u32k(self.n_head_kv))
+            .kv(&key("attention.layer_norm_rms_epsilon"), Kv::F32(1e-5))
             .kv("tokenizer.ggml.model", Kv::Str("llama".into()))
             .kv("tokenizer.ggml.tokens", Kv::Strs(tokens))
             .kv("tokenizer.ggml.scores", Kv::F32s(scores))
@@ -174,3 +218,6 @@ impl LlamaSpec {
         w
     }
 }
+
+/// The prompt llama.cpp's converter gives Qwen3-Reranker (`tokenizer.chat_template.rerank`).
+pub const RERANK_PROMPT: &str = "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";

@@ -9,6 +9,7 @@ pub(crate) mod completion;
 pub(crate) mod embedding;
 pub(crate) mod infill;
 pub(crate) mod props;
+pub(crate) mod rerank;
 pub(crate) mod routes;
 
 use crate::{blocking, ApiError, AppState};

@@ -3,7 +3,8 @@
 use axum::http::Method;
 use axum::routing::{get, post};
 
-use super::{completion, embedding, infill, props};
+use super::{completion, embedding, infill, props, rerank};
+use crate::openai::routes::PREFIXES;
 use crate::routes::{at, r, Route, JSON};
 
 /// The entries.
@@ -53,6 +54,29 @@ pub(crate) fn table() -> Vec<Route> {
             "llama-server: native embeddings ([{index, embedding: [[...]]}])",
             Some((JSON, "{content, embd_normalize}")),
             at(path, post(embedding::embedding)),
+        ));
+    }
+    // llama-server's, Docker Model Runner's, and Cohere's v2 path.
+    let mut rerank_paths: Vec<String> = [
+        "/rerank",
+        "/reranking",
+        "/engines/rerank",
+        "/engines/llama.cpp/rerank",
+        "/v2/rerank",
+    ]
+    .map(String::from)
+    .to_vec();
+    for p in PREFIXES {
+        rerank_paths.extend([format!("{p}/rerank"), format!("{p}/reranking")]);
+    }
+    for path in &rerank_paths {
+        t.push(r(
+            M::POST,
+            path,
+            "llama-server",
+            "Reranking (Jina/Cohere: query, documents, top_n, return_documents; TEI: texts) with a rank-pooling model",
+            Some((JSON, "{model, query, documents, top_n, return_documents}")),
+            at(path, post(rerank::rerank)),
         ));
     }
     t.push(r(

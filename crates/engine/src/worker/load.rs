@@ -113,10 +113,10 @@ pub(crate) fn model(launch: &Launch) -> Result<LlamaModel, RunnerError> {
     })
 }
 
-/// How the model pools embeddings, as its GGUF says (`<arch>.pooling_type`: mean, CLS or
-/// last); mean when it says nothing or none, since every input gets one vector here.
-/// Rank pooling (rerankers) gives scores, not embeddings, and is refused with the reason.
-fn pooling(model: &LlamaModel) -> Result<LlamaPoolingType, RunnerError> {
+/// How the model pools its outputs, as its GGUF says (`<arch>.pooling_type`). Embeddings
+/// pool by mean, CLS or last (mean when it says nothing or none, since every input gets
+/// one vector here); a reranker pools by rank, and only a reranker can give scores.
+fn pooling(model: &LlamaModel, mode: Mode) -> Result<LlamaPoolingType, RunnerError> {
     let arch = model
         .meta_val_str("general.architecture")
         .unwrap_or_default();
@@ -124,14 +124,20 @@ fn pooling(model: &LlamaModel) -> Result<LlamaPoolingType, RunnerError> {
         .meta_val_str(&format!("{arch}.pooling_type"))
         .ok()
         .and_then(|v| v.trim().parse::<i32>().ok());
-    Ok(match declared {
-        Some(2) => LlamaPoolingType::Cls,
-        Some(3) => LlamaPoolingType::Last,
-        Some(4) => {
+    Ok(match (mode, declared) {
+        (Mode::Reranking, Some(4)) => LlamaPoolingType::Rank,
+        (Mode::Reranking, _) => {
+            return Err(load_error(
+                "this model is not a reranker (its GGUF declares no rank pooling and classification head); use a reranking model such as bge-reranker or Qwen3-Reranker".to_string(),
+            ))
+        }
+        (_, Some(4)) => {
             return Err(load_error(
                 "this model pools by rank (a reranker): it scores query and document pairs and gives no embeddings".to_string(),
             ))
         }
+        (_, Some(2)) => LlamaPoolingType::Cls,
+        (_, Some(3)) => LlamaPoolingType::Last,
         _ => LlamaPoolingType::Mean,
     })
 }
@@ -251,10 +257,10 @@ pub(crate) fn context<'m>(
         params = params.with_n_ubatch(ub.clamp(16, batch));
     }
     params = engine_flags(params, s);
-    if launch.mode == Mode::Embedding {
+    if launch.mode != Mode::Completion {
         params = params
             .with_embeddings(true)
-            .with_pooling_type(pooling(model)?);
+            .with_pooling_type(pooling(model, launch.mode)?);
     }
     let backend = backend()?;
     let ctx = model

@@ -22,7 +22,9 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use modelrunner_protocol::{Embedding, Event, GenerateOptions, Launch, Prompt, Props, RunnerError};
+use modelrunner_protocol::{
+    Embedding, Event, GenerateOptions, Launch, Prompt, Props, RunnerError, Score,
+};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tracing::info;
 
@@ -64,6 +66,11 @@ pub(crate) enum Job {
     Embed {
         inputs: Vec<Prompt>,
         reply: oneshot::Sender<Result<Vec<Embedding>, RunnerError>>,
+    },
+    Rerank {
+        query: String,
+        documents: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<Score>, RunnerError>>,
     },
     /// Special tokens with these texts are read as text (the chat format's markers).
     Preserve(Vec<String>),
@@ -238,6 +245,14 @@ impl Loop<'_> {
             }
             Job::Embed { inputs, reply } => {
                 let r = self.embed(ctx, inputs);
+                let _ = reply.send(r);
+            }
+            Job::Rerank {
+                query,
+                documents,
+                reply,
+            } => {
+                let r = self.rerank(ctx, &query, &documents);
                 let _ = reply.send(r);
             }
             Job::Stats(reply) => {

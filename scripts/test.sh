@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy with warnings as errors, unit, integration and
-# end-to-end tests. CI runs exactly this (.ci/run).
+# end-to-end tests, then llama.cpp's server test suite. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -17,6 +17,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo build --locked --workspace --bins
 rm -f target/test-notes.txt
 cargo test --locked --workspace
+# llama.cpp's own server test suite through the adapter (tests/llama-server-suite).
+scripts/llama-server-suite.sh
 if [ -s target/test-notes.txt ]; then
   echo "test: passed, but these tests checked less than they could (CI refuses that):"
   sed 's/^/  /' target/test-notes.txt

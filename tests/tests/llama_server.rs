@@ -143,6 +143,12 @@ fn native_completion_props_slots_and_embeddings() {
         &json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "model": "stories"}),
     );
     assert_eq!(chat["object"], "chat.completion");
+    // As llama-server's clients send them, without a model: the one there is, by name.
+    for path in ["/v1/chat/completions", "/v1/completions"] {
+        let body = json!({"messages": [{"role": "user", "content": "hi"}], "prompt": "hi", "max_tokens": 2});
+        let v = ok(&d, path, &body);
+        assert_eq!(v["model"], "docker.io/ai/stories:latest", "{path}: {v}");
+    }
 
     // With two models and neither loaded, the request must say which.
     d.package_tiny("other", 1);
@@ -150,6 +156,16 @@ fn native_completion_props_slots_and_embeddings() {
     let (s, text) = post(&d, "/completion", &json!({"prompt": "x", "n_predict": 1}));
     assert_eq!(s, 400, "{text}");
     assert!(text.contains("\"param\":\"model\""), "{text}");
+    let (s, text) = post(
+        &d,
+        "/v1/chat/completions",
+        &json!({"messages": [{"role": "user", "content": "x"}]}),
+    );
+    assert_eq!(s, 400, "{text}");
+    assert!(
+        text.contains("\"param\":\"model\"") && text.contains("must say which"),
+        "{text}"
+    );
     for (body, param) in [
         (
             json!({"prompt": "x", "model": "stories", "samplers": ["magic"]}),
@@ -228,6 +244,20 @@ fn fill_in_the_middle_on_every_route_that_takes_it() {
         caps.as_array().unwrap().contains(&json!("insert")),
         "{caps}"
     );
+    // Malformed extra chunks are 400s naming the chunk's field.
+    for (extra, param) in [
+        (json!({}), "input_extra[0].text"),
+        (
+            json!({"filename": 123, "text": "abc"}),
+            "input_extra[0].filename",
+        ),
+        (json!({"filename": "a", "text": 456}), "input_extra[0].text"),
+    ] {
+        let body = json!({"model": "coder", "input_prefix": "a", "input_suffix": "b", "input_extra": [extra]});
+        let (s, text) = post(&d, "/infill", &body);
+        assert_eq!(s, 400, "{text}");
+        assert!(text.contains(&format!("\"param\":\"{param}\"")), "{text}");
+    }
     // A model without FIM tokens is a 400 naming the field.
     for (path, body, param) in [
         (
@@ -250,9 +280,9 @@ fn fill_in_the_middle_on_every_route_that_takes_it() {
     }
 }
 
-/// Embeddings pool as the GGUF says. The model is causal, so CLS pooling (the first
-/// token's state, always BOS here) gives every input the same vector, while mean and
-/// last pooling tell inputs apart.
+/// Embeddings pool as the GGUF says, or as `--pooling` says. The model is causal, so CLS
+/// pooling (the first token's state, always BOS here) gives every input the same vector,
+/// while mean and last pooling tell inputs apart.
 #[test]
 fn embeddings_follow_the_models_pooling_type() {
     let d = Daemon::start(&[]);
@@ -300,6 +330,16 @@ fn embeddings_follow_the_models_pooling_type() {
         text.contains("is a reranker") && text.contains("\"param\":\"model\""),
         "{text}"
     );
+    // `--pooling` stands in for the GGUF's: the mean model pooled by CLS.
+    let (s, text) = post(
+        &d,
+        "/engines/_configure",
+        &json!({"model": "mean", "mode": "embedding", "runtime-flags": ["--pooling", "cls"]}),
+    );
+    assert_eq!(s, 202, "{text}");
+    let (o0, o1) = pair("mean");
+    assert_eq!(o0, o1, "--pooling cls reached the runner");
+    assert_eq!(o0, c0);
 }
 
 #[test]

@@ -191,6 +191,24 @@ async fn json_schema_output_parses_and_matches() {
     .await;
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(content.trim_start().starts_with('{'), "{content}");
+    // llama-server's top-level json_schema, on its unprefixed path.
+    let (s, _, v) = post(
+        &c,
+        &d.u("/chat/completions"),
+        &json!({"model": "stories", "messages": user("x"), "max_tokens": 6, "json_schema": {"const": "42"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "\"42\"", "{v}");
+    let (s, _, v) = post(
+        &c,
+        &d.u("/v1/chat/completions"),
+        &json!({"model": "stories", "messages": user("x"), "json_schema": {"const": "42"},
+                "response_format": {"type": "json_object"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["param"], "json_schema", "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,6 +264,23 @@ async fn embeddings_in_float_and_base64() {
     for (a, b) in floats.iter().zip(&vecs[0]) {
         assert!((a - b).abs() < 1e-6);
     }
+    // A list mixing a text and its token IDs (llama-server's form): one vector each,
+    // the same, and without `model` the one model there is.
+    let (_, _, t) = post(
+        &c,
+        &d.u("/tokenize"),
+        &json!({"model": "stories", "content": "a happy dog", "add_special": true}),
+    )
+    .await;
+    let (s, _, m) = post(
+        &c,
+        &d.u("/v1/embeddings"),
+        &json!({"input": ["a happy dog", t["tokens"]]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["data"][0]["embedding"], m["data"][1]["embedding"], "{m}");
+    assert_eq!(m["data"][0]["embedding"], v["data"][0]["embedding"]);
     // Embedding and completion modes are two runners of one model.
     post(
         &c,

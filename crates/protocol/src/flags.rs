@@ -64,6 +64,9 @@ pub struct EngineFlags {
     /// Memory-map the weights (`--no-mmap` turns it off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmap: Option<bool>,
+    /// Pooling instead of the GGUF's (`--pooling`): `mean`, `cls`, `last` or `rank`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<String>,
 }
 
 impl EngineFlags {
@@ -81,6 +84,7 @@ impl EngineFlags {
             yarn_orig_ctx: self.yarn_orig_ctx.or(below.yarn_orig_ctx),
             mlock: self.mlock.or(below.mlock),
             mmap: self.mmap.or(below.mmap),
+            pooling: self.pooling.clone().or(below.pooling.clone()),
         }
     }
 }
@@ -227,6 +231,7 @@ pub(crate) fn apply(s: &mut Settings, flags: &[String]) -> Result<(), RunnerErro
             "--rope-freq-base",
             "--rope-freq-scale",
             "--yarn-orig-ctx",
+            "--pooling",
         ];
         if !known.contains(&name) {
             return Err(bad(format!(
@@ -266,6 +271,12 @@ pub(crate) fn apply(s: &mut Settings, flags: &[String]) -> Result<(), RunnerErro
             "--rope-scale" => f.rope_freq_scale = Some(1.0 / float(name, &v)?),
             "--rope-freq-base" => f.rope_freq_base = Some(float(name, &v)?),
             "--rope-freq-scale" => f.rope_freq_scale = Some(float(name, &v)?),
+            "--pooling" if v == "none" => {
+                return Err(bad(
+                    "--pooling none gives a vector per token; this daemon gives one per input (mean, cls, last or rank)".into(),
+                ))
+            }
+            "--pooling" => f.pooling = Some(one_of(name, &v, &["mean", "cls", "last", "rank"])?),
             _ => f.yarn_orig_ctx = Some(positive(name, &v)?),
         }
     }
@@ -305,6 +316,8 @@ mod tests {
             "--jinja",
             "-c",
             "4096",
+            "--pooling",
+            "cls",
         ])
         .unwrap();
         let f = &s.flags;
@@ -317,6 +330,7 @@ mod tests {
         assert_eq!(f.rope_freq_scale, Some(0.25));
         assert_eq!((f.mlock, f.mmap), (Some(true), Some(false)));
         assert_eq!(s.context_size, Some(4096));
+        assert_eq!(f.pooling.as_deref(), Some("cls"));
         assert_eq!(
             flags(&["-fa", "off"]).unwrap().flags.flash_attn.as_deref(),
             Some("off")
@@ -334,6 +348,8 @@ mod tests {
             (vec!["-ctk", "q9"], "takes one of"),
             (vec!["--rope-scale", "-1"], "positive number"),
             (vec!["-ub"], "needs a value"),
+            (vec!["--pooling", "none"], "one per input"),
+            (vec!["--pooling", "max"], "takes one of"),
         ] {
             let e = flags(&list).unwrap_err().to_string();
             assert!(e.contains(says), "{list:?}: {e}");

@@ -36,7 +36,17 @@ pub(crate) fn infill(body: &Value) -> Result<Infill, ApiError> {
                         "each chunk needs a text string",
                     )
                 })?;
-                extra.push((get("filename").unwrap_or_default(), t));
+                let name = match c.get("filename") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(n)) => n.clone(),
+                    Some(_) => {
+                        return Err(ApiError::invalid(
+                            &format!("input_extra[{i}].filename"),
+                            "a chunk's filename is a string",
+                        ))
+                    }
+                };
+                extra.push((name, t));
             }
         }
         Some(_) => {

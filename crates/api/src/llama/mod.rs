@@ -14,7 +14,7 @@ pub(crate) mod routes;
 
 use crate::{blocking, ApiError, AppState};
 
-/// The model a request names, or the one it can only mean.
+/// The model a request names, or the one it can only mean (by its first tag).
 pub(crate) async fn model_or_only(
     state: &AppState,
     named: Option<&str>,
@@ -30,20 +30,26 @@ pub(crate) async fn model_or_only(
         .collect();
     loaded.sort();
     loaded.dedup();
-    if loaded.len() == 1 {
-        return Ok(loaded.remove(0));
-    }
     let store = state.store.clone();
     let stored = blocking(move || store.list().map_err(ApiError::from)).await?;
-    if loaded.is_empty() && stored.len() == 1 {
-        return Ok(stored[0].id.to_string());
-    }
-    Err(ApiError::invalid(
-        "model",
-        format!(
-            "model is required: {} models are loaded and {} are stored, so the request must say which",
-            loaded.len(),
-            stored.len()
-        ),
-    ))
+    let only = match (&loaded[..], &stored[..]) {
+        ([one], _) => Some(one.clone()),
+        ([], [one]) => Some(one.id.to_string()),
+        _ => None,
+    };
+    let Some(id) = only else {
+        return Err(ApiError::invalid(
+            "model",
+            format!(
+                "model is required: {} models are loaded and {} are stored, so the request must say which",
+                loaded.len(),
+                stored.len()
+            ),
+        ));
+    };
+    Ok(stored
+        .iter()
+        .find(|m| m.id.to_string() == id)
+        .and_then(|m| m.tags.first().cloned())
+        .unwrap_or(id))
 }

@@ -12,6 +12,7 @@ use tracing::instrument;
 use super::decode::{self, Decoded};
 use super::{begin, chat_logprob, finish, sse, usage_chunk, usage_json, Meta};
 use crate::extract::ApiJson;
+use crate::llama::model_or_only;
 use crate::pipeline::respond::{respond, Answer, Choice, Encoder};
 use crate::{ApiError, AppState};
 
@@ -22,7 +23,10 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let req = decode::chat(&body, state.config.reasoning_format)?;
+    let mut req = decode::chat(&body, state.config.reasoning_format)?;
+    if body.get("model").is_none_or(Value::is_null) {
+        req.generation.model = model_or_only(&state, None).await?;
+    }
     let Some(running) = begin(&state, &headers, &req).await? else {
         return Ok(StatusCode::OK.into_response());
     };

@@ -52,6 +52,7 @@ pub(crate) async fn completions(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let mut req = decode::completion(&body)?;
+    req.generation.model = crate::llama::model_or_only(&state, Some(&req.generation.model)).await?;
     if let Some(suffix) = req.suffix.take() {
         fill_in_the_middle(&state, &mut req, suffix).await?;
     }

@@ -49,9 +49,17 @@ fn replicate(requests: Vec<GenerateRequest>, n: u32) -> Vec<GenerateRequest> {
     out
 }
 
+/// A string field that may be null (read as empty).
+pub(crate) fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The fields chat and text completions share.
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Common {
+    /// Empty when left out or null: llama-server's clients leave it out, and the route
+    /// then takes the one model it can mean (an empty string stays a 400).
+    #[serde(default, deserialize_with = "null_as_empty")]
     model: String,
     #[serde(default)]
     stream: bool,
@@ -74,16 +82,29 @@ struct Common {
     min_p: Option<f32>,
     repeat_penalty: Option<f32>,
     grammar: Option<String>,
+    /// A JSON schema for the grammar, as llama-server takes it beside `response_format`.
+    json_schema: Option<Value>,
 }
 
-/// `prompt` (and embeddings' `input`): text, texts, tokens or token lists.
+/// `prompt` (and embeddings' `input`): a text, a token list, or several prompts each a
+/// text or a token list (llama-server takes them mixed in one list).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a string, a list of token IDs, or a list of strings and token ID lists (text and token IDs are not mixed within one prompt)"
+)]
 pub(crate) enum PromptInput {
     Text(String),
-    Texts(Vec<String>),
+    Many(Vec<OnePrompt>),
     Tokens(Vec<i64>),
-    TokenLists(Vec<Vec<i64>>),
+}
+
+/// One of several prompts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OnePrompt {
+    Text(String),
+    Tokens(Vec<i64>),
 }
 
 impl PromptInput {
@@ -99,11 +120,13 @@ impl PromptInput {
         };
         Ok(match self {
             PromptInput::Text(t) => vec![Prompt::Text(t.clone())],
-            PromptInput::Texts(v) => v.iter().cloned().map(Prompt::Text).collect(),
             PromptInput::Tokens(t) => vec![Prompt::Tokens(tokens(t)?)],
-            PromptInput::TokenLists(v) => v
+            PromptInput::Many(v) => v
                 .iter()
-                .map(|t| tokens(t).map(Prompt::Tokens))
+                .map(|p| match p {
+                    OnePrompt::Text(t) => Ok(Prompt::Text(t.clone())),
+                    OnePrompt::Tokens(t) => tokens(t).map(Prompt::Tokens),
+                })
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -171,8 +194,21 @@ impl Common {
     /// `response_format` as a JSON schema for the grammar.
     fn json_schema(&self) -> Result<Option<Value>, ApiError> {
         let Some(rf) = &self.response_format else {
-            return Ok(None);
+            return match &self.json_schema {
+                None | Some(Value::Null) => Ok(None),
+                Some(s @ Value::Object(_)) => Ok(Some(s.clone())),
+                Some(_) => Err(ApiError::invalid(
+                    "json_schema",
+                    "json_schema is a JSON schema object",
+                )),
+            };
         };
+        if self.json_schema.as_ref().is_some_and(|s| !s.is_null()) {
+            return Err(ApiError::invalid(
+                "json_schema",
+                "give json_schema or response_format, not both",
+            ));
+        }
         let bad = |m: String| ApiError::invalid("response_format", m);
         match rf.get("type").and_then(Value::as_str) {
             Some("text") => Ok(None),
@@ -361,7 +397,6 @@ mod tests {
         let user = json!([{"role": "user", "content": "x"}]);
         for (body, param) in [
             (json!({"model": "m", "messages": []}), "messages"),
-            (json!({"messages": user}), "model"),
             (
                 json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}),
                 "messages[0]",

@@ -20,7 +20,8 @@ use crate::{ApiError, AppState};
 /// The request.
 #[derive(Debug, Deserialize)]
 pub(crate) struct EmbeddingsRequest {
-    model: String,
+    /// Left out or null: the one model it can mean.
+    model: Option<String>,
     input: PromptInput,
     encoding_format: Option<String>,
     dimensions: Option<u32>,
@@ -28,12 +29,16 @@ pub(crate) struct EmbeddingsRequest {
 }
 
 /// `POST /v1/embeddings`.
-#[instrument(skip_all, fields(model = %req.model))]
+#[instrument(skip_all, fields(model = ?req.model))]
 pub(crate) async fn embeddings(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<EmbeddingsRequest>,
+    ApiJson(mut req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Response, ApiError> {
+    let model = match req.model.take() {
+        Some(m) => m,
+        None => crate::llama::model_or_only(&state, None).await?,
+    };
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -55,10 +60,10 @@ pub(crate) async fn embeddings(
         return Err(ApiError::invalid("input", "inputs must not be empty"));
     }
     if preload_only(&headers) {
-        pipeline::preload(&state, &req.model, Mode::Embedding, req.keep_alive).await?;
+        pipeline::preload(&state, &model, Mode::Embedding, req.keep_alive).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let (out, width) = embed(&state, &req.model, input, req.keep_alive).await?;
+    let (out, width) = embed(&state, &model, input, req.keep_alive).await?;
     if let Some(d) = req.dimensions {
         if i64::from(d) != i64::from(width) {
             return Err(ApiError::invalid(
@@ -84,7 +89,7 @@ pub(crate) async fn embeddings(
     Ok(axum::Json(json!({
         "object": "list",
         "data": data,
-        "model": req.model,
+        "model": model,
         "usage": {"prompt_tokens": total, "total_tokens": total},
     }))
     .into_response())

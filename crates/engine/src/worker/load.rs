@@ -116,14 +116,25 @@ pub(crate) fn model(launch: &Launch) -> Result<LlamaModel, RunnerError> {
 /// How the model pools its outputs, as its GGUF says (`<arch>.pooling_type`). Embeddings
 /// pool by mean, CLS or last (mean when it says nothing or none, since every input gets
 /// one vector here); a reranker pools by rank, and only a reranker can give scores.
-fn pooling(model: &LlamaModel, mode: Mode) -> Result<LlamaPoolingType, RunnerError> {
+/// `--pooling` (`chosen`) stands in for what the GGUF says.
+fn pooling(
+    model: &LlamaModel,
+    mode: Mode,
+    chosen: Option<&str>,
+) -> Result<LlamaPoolingType, RunnerError> {
     let arch = model
         .meta_val_str("general.architecture")
         .unwrap_or_default();
-    let declared = model
-        .meta_val_str(&format!("{arch}.pooling_type"))
-        .ok()
-        .and_then(|v| v.trim().parse::<i32>().ok());
+    let declared = match chosen {
+        Some(p) => ["", "mean", "cls", "last", "rank"]
+            .iter()
+            .position(|n| *n == p)
+            .map(|i| i as i32),
+        None => model
+            .meta_val_str(&format!("{arch}.pooling_type"))
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok()),
+    };
     Ok(match (mode, declared) {
         (Mode::Reranking, Some(4)) => LlamaPoolingType::Rank,
         (Mode::Reranking, _) => {
@@ -258,9 +269,11 @@ pub(crate) fn context<'m>(
     }
     params = engine_flags(params, s);
     if launch.mode != Mode::Completion {
-        params = params
-            .with_embeddings(true)
-            .with_pooling_type(pooling(model, launch.mode)?);
+        params = params.with_embeddings(true).with_pooling_type(pooling(
+            model,
+            launch.mode,
+            s.flags.pooling.as_deref(),
+        )?);
     }
     let backend = backend()?;
     let ctx = model

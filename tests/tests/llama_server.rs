@@ -143,6 +143,35 @@ fn native_completion_props_slots_and_embeddings() {
         &json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "model": "stories"}),
     );
     assert_eq!(chat["object"], "chat.completion");
+    // ignore_eos: an EOS pushed to the top ends the answer at once, unless it is banned.
+    for (path, body) in [
+        (
+            "/completion",
+            json!({"prompt": "Once", "n_predict": 5, "logit_bias": [[2, 30.0]]}),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "Once", "max_tokens": 5, "logit_bias": {"2": 30}}),
+        ),
+    ] {
+        let early = ok(&d, path, &body);
+        let mut banned = body.clone();
+        banned["ignore_eos"] = json!(true);
+        let full = ok(&d, path, &banned);
+        if path == "/completion" {
+            assert_eq!(early["stop_type"], "eos", "{early}");
+            assert_eq!(
+                (full["stop_type"].clone(), full["tokens_predicted"].clone()),
+                (json!("limit"), json!(5)),
+                "{full}"
+            );
+            assert_eq!(full["generation_settings"]["ignore_eos"], true);
+        } else {
+            assert_eq!(early["choices"][0]["finish_reason"], "stop", "{early}");
+            assert_eq!(full["choices"][0]["finish_reason"], "length", "{full}");
+            assert_eq!(full["usage"]["completion_tokens"], 5, "{full}");
+        }
+    }
     // As llama-server's clients send them, without a model: the one there is, by name.
     for path in ["/v1/chat/completions", "/v1/completions"] {
         let body = json!({"messages": [{"role": "user", "content": "hi"}], "prompt": "hi", "max_tokens": 2});

@@ -49,7 +49,7 @@ impl Sampler {
 
 /// Builds the sampler for one request: grammar (strict, or lazy from a trigger on; a
 /// grammar llama.cpp refuses is an error naming `source`, the parameter it came from), then
-/// the chain of bias, penalties, then greedy or top-k/top-p/min-p/temperature/dist.
+/// the chain of bias (with end-of-generation tokens banned under `ignore_eos`), penalties, then greedy or top-k/top-p/min-p/temperature/dist.
 pub(crate) fn build(
     model: &LlamaModel,
     p: &SamplingParams,
@@ -71,12 +71,22 @@ pub(crate) fn build(
         ),
     };
     let mut chain = Vec::new();
-    if !p.logit_bias.is_empty() {
-        let biases: Vec<LlamaLogitBias> = p
-            .logit_bias
-            .iter()
-            .map(|(t, b)| LlamaLogitBias::new(LlamaToken(*t), *b))
-            .collect();
+    let mut biases: Vec<LlamaLogitBias> = p
+        .logit_bias
+        .iter()
+        .map(|(t, b)| LlamaLogitBias::new(LlamaToken(*t), *b))
+        .collect();
+    if p.ignore_eos {
+        // After the request's own biases: a ban outweighs any of them.
+        let vocab = model.vocab();
+        biases.extend(
+            (0..n_vocab)
+                .map(LlamaToken)
+                .filter(|t| vocab.is_eog(*t))
+                .map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY)),
+        );
+    }
+    if !biases.is_empty() {
         chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
     }
     if p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0 {

@@ -69,6 +69,8 @@ pub struct SamplingParams {
     pub logit_bias: Vec<(i32, f32)>,
     /// Seed; the same seed, parameters and prompt give the same text.
     pub seed: Option<u32>,
+    /// End-of-generation tokens are never sampled (the answer runs to its limit).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -84,6 +86,7 @@ impl Default for SamplingParams {
             frequency_penalty: 0.0,
             logit_bias: Vec::new(),
             seed: None,
+            ignore_eos: false,
         }
     }
 }

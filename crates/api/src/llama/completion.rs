@@ -138,12 +138,6 @@ pub(crate) fn decode(body: &Value, model: String) -> Result<(Generation, Native)
     if int(body, "n_cmpl", 1, 1)?.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("n_cmpl", "only n_cmpl = 1 is supported"));
     }
-    if flag(body, "ignore_eos")? {
-        return Err(ApiError::invalid(
-            "ignore_eos",
-            "ignore_eos is not supported; set n_predict instead",
-        ));
-    }
     let d = SamplingParams::default();
     let f = |k: &str, dflt: f32| -> Result<f32, ApiError> {
         Ok(num(body, k)?.map_or(dflt, |v| v as f32))
@@ -163,6 +157,7 @@ pub(crate) fn decode(body: &Value, model: String) -> Result<(Generation, Native)
             .filter(|s| *s >= 0 && *s != u32::MAX as i64)
             .map(|s| s as u32),
         logit_bias: logit_bias(body.get("logit_bias"))?,
+        ignore_eos: flag(body, "ignore_eos")?,
     };
     if let Some(list) = body.get("samplers").filter(|v| !v.is_null()) {
         let names: Vec<&str> = list
@@ -236,6 +231,9 @@ pub(crate) fn decode(body: &Value, model: String) -> Result<(Generation, Native)
         "repeat_last_n": s.repeat_last_n, "presence_penalty": s.presence_penalty,
         "frequency_penalty": s.frequency_penalty, "seed": s.seed.map_or(u32::MAX, |x| x),
         "stop": stop, "n_probs": n_probs, "grammar": grammar.unwrap_or_default(), "model": model,
+        "ignore_eos": s.ignore_eos,
+        // The request's biases (a ban is null: -inf); ignore_eos's bans are the runner's.
+        "logit_bias": s.logit_bias.iter().map(|(t, b)| json!({"token": t, "bias": b})).collect::<Vec<_>>(),
     });
     let texts = prompts
         .iter()

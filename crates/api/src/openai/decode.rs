@@ -84,6 +84,9 @@ struct Common {
     grammar: Option<String>,
     /// A JSON schema for the grammar, as llama-server takes it beside `response_format`.
     json_schema: Option<Value>,
+    /// llama-server's and vLLM's: never sample an end-of-generation token.
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 /// `prompt` (and embeddings' `input`): a text, a token list, or several prompts each a
@@ -187,6 +190,7 @@ impl Common {
             // OpenAI seeds are 64-bit; the sampler takes 32 bits of them.
             seed: self.seed.map(|x| x as u64 as u32),
             logit_bias,
+            ignore_eos: self.ignore_eos,
             ..d
         })
     }

@@ -267,4 +267,43 @@ fn blobs_are_checked_against_their_digests() {
         200
     );
     assert_eq!(c.head(url("sha256:xyz")).send().unwrap().status(), 400);
+    // Posting a blob that is already there leaves the connection usable: the next
+    // request on the same socket is answered (the Ollama client reuses it).
+    use std::io::{Read, Write};
+    let big = vec![7u8; 1 << 20];
+    let big_digest = format!("sha256:{}", modelrunner_e2e::sha256_hex(&big));
+    assert_eq!(
+        c.post(url(&big_digest))
+            .body(big.clone())
+            .send()
+            .unwrap()
+            .status(),
+        201
+    );
+    let host = d.u("").trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&host).unwrap();
+    let head = format!(
+        "POST /api/blobs/{big_digest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        big.len()
+    );
+    sock.write_all(head.as_bytes()).unwrap();
+    sock.write_all(&big).unwrap();
+    sock.write_all(format!("GET /api/version HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"version\"") {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("\"version\""),
+        "the second request was answered: {text}"
+    );
 }

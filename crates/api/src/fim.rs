@@ -6,13 +6,13 @@
 //! their text comes first as it is. Used by `/infill`, `suffix` on `/v1/completions` and
 //! Ollama's `suffix`; a model without the tokens is a 400 naming the field.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::LazyLock;
 
 use modelrunner_format::gguf::{GgufFile, Value as Gv};
 use modelrunner_protocol::TokenizeRequest;
 use modelrunner_scheduler::ModelSpec;
 
+use crate::id_cache::IdCache;
 use crate::pipeline::on_runner;
 use crate::{blocking, ApiError, AppState};
 
@@ -59,32 +59,20 @@ pub(crate) fn tokens_in(g: &GgufFile) -> Option<FimTokens> {
     })
 }
 
-fn cache() -> &'static Mutex<HashMap<String, Option<FimTokens>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<FimTokens>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
 /// The model's FIM tokens (read once per model ID), or a 400 naming `param`.
 async fn tokens_of(state: &AppState, spec: &ModelSpec, param: &str) -> Result<FimTokens, ApiError> {
-    let cached = cache().lock().expect("fim lock").get(&spec.id).copied();
-    let found = match cached {
-        Some(f) => f,
-        None => {
-            let store = state.store.clone();
-            let id = spec.id.clone();
-            let f = blocking(move || {
+    static CACHE: LazyLock<IdCache<Option<FimTokens>>> = LazyLock::new(IdCache::default);
+    let store = state.store.clone();
+    let id = spec.id.clone();
+    let found = CACHE
+        .get_or_read(&spec.id, async move {
+            blocking(move || {
                 let bundle = store.bundle(&id)?;
                 Ok(tokens_in(&GgufFile::open(&bundle.gguf)?))
             })
-            .await?;
-            let mut c = cache().lock().expect("fim lock");
-            if c.len() >= 256 {
-                c.clear();
-            }
-            c.insert(spec.id.clone(), f);
-            f
-        }
-    };
+            .await
+        })
+        .await?;
     found.ok_or_else(|| {
         ApiError::invalid(
             param,

@@ -23,6 +23,7 @@ mod error;
 mod extract;
 mod fim;
 mod host;
+mod id_cache;
 mod llama;
 pub mod logs;
 mod metrics;

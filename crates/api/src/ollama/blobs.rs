@@ -59,10 +59,29 @@ pub(crate) async fn post_blob(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let want = digest(&d, "digest")?;
+    let limit = state.config.load_limit;
     if state.store.has_blob(&want) {
+        // The client sends the bytes anyway. Answering before they are read makes the
+        // server close the connection under the client's next request on it (the Ollama
+        // client then fails with "Server disconnected"), so they are read and dropped.
+        let mut stream = body.into_data_stream();
+        let mut seen = 0u64;
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("reading the blob: {e}")))?
+        {
+            seen += chunk.len() as u64;
+            if seen > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    crate::ErrorKind::InvalidRequest,
+                    format!("the blob is larger than the limit of {limit} bytes"),
+                ));
+            }
+        }
         return Ok(StatusCode::OK);
     }
-    let limit = state.config.load_limit;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = SyncIoBridge::new(StreamReader::new(stream));
     let store = state.store.clone();

@@ -3,16 +3,15 @@
 //! layers Ollama's registry serves too), kept in the artifact so they travel with push
 //! and pull. Docker's tools ignore layers they do not know.
 //!
-//! A model's extras are read once per model ID: IDs are manifest digests, so what they
-//! name never changes.
+//! A model's extras are read once per model ID (`id_cache`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock};
 
 use modelrunner_format::Digest;
 use modelrunner_scheduler::ModelSpec;
 use serde_json::{Map, Value};
 
+use crate::id_cache::IdCache;
 use crate::{blocking, ApiError, AppState};
 
 /// A system prompt (plain text).
@@ -24,8 +23,6 @@ pub(crate) const TEMPLATE: &str = "application/vnd.ollama.image.template";
 
 /// The largest extras layer read.
 const MAX_BYTES: u64 = 1 << 20;
-/// Models whose extras are remembered; past it the cache starts again.
-const MAX_MODELS: usize = 256;
 
 /// A model's extras.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,11 +33,6 @@ pub(crate) struct Extras {
     pub params: Map<String, Value>,
     /// `TEMPLATE`.
     pub template: Option<String>,
-}
-
-fn cache() -> &'static Mutex<HashMap<String, Arc<Extras>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Extras>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
 }
 
 /// Reads the extras of a stored model.
@@ -73,19 +65,15 @@ pub(crate) fn read(store: &modelrunner_store::Store, id: &Digest) -> Result<Extr
 
 /// The extras of the model `spec` names.
 pub(crate) async fn of(state: &AppState, spec: &ModelSpec) -> Result<Arc<Extras>, ApiError> {
-    if let Some(e) = cache().lock().expect("extras lock").get(&spec.id) {
-        return Ok(e.clone());
-    }
-    let id: Digest = spec
-        .id
-        .parse()
-        .map_err(|e| ApiError::internal(format!("model ID {}: {e}", spec.id)))?;
+    static CACHE: LazyLock<IdCache<Arc<Extras>>> = LazyLock::new(IdCache::default);
     let store = state.store.clone();
-    let extras = Arc::new(blocking(move || read(&store, &id)).await?);
-    let mut c = cache().lock().expect("extras lock");
-    if c.len() >= MAX_MODELS {
-        c.clear();
-    }
-    c.insert(spec.id.clone(), extras.clone());
-    Ok(extras)
+    let raw = spec.id.clone();
+    CACHE
+        .get_or_read(&spec.id, async move {
+            let id: Digest = raw
+                .parse()
+                .map_err(|e| ApiError::internal(format!("model ID {raw}: {e}")))?;
+            Ok(Arc::new(blocking(move || read(&store, &id)).await?))
+        })
+        .await
 }

@@ -5,6 +5,7 @@
 //! continues from. An empty prompt or message list loads the model (or unloads it with
 //! `keep_alive: 0`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -44,14 +45,14 @@ const PARAMS: &[(&str, &str)] = &[
 async fn model(
     state: &AppState,
     body: &Value,
-) -> Result<(String, ModelSpec, Common, extras::Extras), ApiError> {
+) -> Result<(String, ModelSpec, Common, Arc<extras::Extras>), ApiError> {
     let name = body
         .get("model")
         .or(body.get("name"))
         .and_then(Value::as_str)
         .unwrap_or_default();
     let (name, spec) = resolve(state, name, Mode::Completion).await?;
-    let extras = (*extras::of(state, &spec).await?).clone();
+    let extras = extras::of(state, &spec).await?;
     let common = decode::common(body, &extras.params)?;
     Ok((name, spec, common, extras))
 }

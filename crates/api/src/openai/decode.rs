@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 
 use modelrunner_protocol::{
-    Chat, GenerateOptions, GenerateRequest, Prompt, ReasoningFormat, SamplingParams,
+    Chat, GenerateOptions, GenerateRequest, ReasoningFormat, SamplingParams,
 };
 use modelrunner_scheduler::KeepAlive;
+
+pub(crate) use super::prompt::PromptInput;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -87,52 +89,6 @@ struct Common {
     /// llama-server's and vLLM's: never sample an end-of-generation token.
     #[serde(default)]
     ignore_eos: bool,
-}
-
-/// `prompt` (and embeddings' `input`): a text, a token list, or several prompts each a
-/// text or a token list (llama-server takes them mixed in one list).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a string, a list of token IDs, or a list of strings and token ID lists (text and token IDs are not mixed within one prompt)"
-)]
-pub(crate) enum PromptInput {
-    Text(String),
-    Many(Vec<OnePrompt>),
-    Tokens(Vec<i64>),
-}
-
-/// One of several prompts.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum OnePrompt {
-    Text(String),
-    Tokens(Vec<i64>),
-}
-
-impl PromptInput {
-    /// The prompts; `param` names the field in errors.
-    pub(crate) fn prompts(&self, param: &str) -> Result<Vec<Prompt>, ApiError> {
-        let tokens = |list: &[i64]| -> Result<Vec<i32>, ApiError> {
-            list.iter()
-                .map(|t| {
-                    i32::try_from(*t)
-                        .map_err(|_| ApiError::invalid(param, format!("token {t} is out of range")))
-                })
-                .collect()
-        };
-        Ok(match self {
-            PromptInput::Text(t) => vec![Prompt::Text(t.clone())],
-            PromptInput::Tokens(t) => vec![Prompt::Tokens(tokens(t)?)],
-            PromptInput::Many(v) => v
-                .iter()
-                .map(|p| match p {
-                    OnePrompt::Text(t) => Ok(Prompt::Text(t.clone())),
-                    OnePrompt::Tokens(t) => tokens(t).map(Prompt::Tokens),
-                })
-                .collect::<Result<_, _>>()?,
-        })
-    }
 }
 
 /// What the encoders need to know of a decoded request.
@@ -364,7 +320,7 @@ pub(crate) fn completion(body: &Value) -> Result<Decoded, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelrunner_protocol::Input;
+    use modelrunner_protocol::{Input, Prompt};
     use serde_json::json;
 
     fn chat_(v: &Value) -> Result<Decoded, ApiError> {

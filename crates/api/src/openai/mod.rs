@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod helpers;
 pub(crate) mod messages;
 pub(crate) mod models;
+pub(crate) mod prompt;
 pub(crate) mod routes;
 pub(crate) mod sse;
 pub(crate) mod tools;

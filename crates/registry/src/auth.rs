@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{host_name, is_internal};
 use crate::creds::Credentials;
 use crate::error::RegistryError;
 use crate::http::read_bounded;
@@ -69,46 +68,6 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
-/// Whether a token realm may be used for a registry, and whether the registry's
-/// credentials may be sent there.
-///
-/// * The realm must be HTTPS unless the registry itself is reached over plain HTTP.
-/// * A realm on a loopback, private or link-local address is refused unless it is the
-///   registry's own host.
-/// * Credentials go to the registry's own host, or to an HTTPS realm on the same site
-///   (the last two labels of the name: `auth.docker.io` for `registry-1.docker.io`).
-///   Anywhere else the token is requested anonymously.
-pub fn check_realm(registry: &Url, realm: &Url) -> Result<bool, RegistryError> {
-    let reg_host = registry.host_str().unwrap_or_default().to_ascii_lowercase();
-    let realm_host = realm.host_str().unwrap_or_default().to_ascii_lowercase();
-    let refuse = |why: &str| {
-        Err(RegistryError::protocol(
-            &reg_host,
-            format!("token realm {realm} refused: {why}"),
-        ))
-    };
-    match realm.scheme() {
-        "https" => {}
-        "http" if registry.scheme() == "http" => {}
-        _ => return refuse("it is not HTTPS"),
-    }
-    let same_host = host_name(&realm_host) == host_name(&reg_host);
-    if !same_host && is_internal(&realm_host) {
-        return refuse("an internal address other than the registry's");
-    }
-    let same_site = realm.scheme() == "https" && site(&realm_host) == site(&reg_host);
-    Ok(same_host || same_site)
-}
-
-fn site(host: &str) -> String {
-    let h = host_name(host);
-    if h.parse::<std::net::IpAddr>().is_ok() {
-        return h.to_string();
-    }
-    let labels: Vec<&str> = h.split('.').collect();
-    labels[labels.len().saturating_sub(2)..].join(".")
-}
-
 #[derive(Deserialize)]
 struct TokenAnswer {
     #[serde(default)]
@@ -134,7 +93,7 @@ pub async fn fetch_token(
     let mut realm: Url = realm
         .parse()
         .map_err(|_| RegistryError::protocol(&reg_host, format!("bad token realm {realm:?}")))?;
-    let creds_allowed = check_realm(registry, &realm)?;
+    let creds_allowed = crate::realm::check_realm(registry, &realm).await?;
     let creds = creds.filter(|_| creds_allowed);
     let service = challenge.params.get("service").cloned();
     let mut scopes: Vec<String> = scopes.to_vec();
@@ -233,19 +192,5 @@ mod tests {
         let t = parse_challenge("Bearer realm=https://r/t, service=s").unwrap();
         assert_eq!(t.params["service"], "s");
         assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_none());
-    }
-
-    #[test]
-    fn realms_are_checked_before_credentials_go_there() {
-        let u = |s: &str| -> Url { s.parse().unwrap() };
-        let hub = u("https://registry-1.docker.io/");
-        assert!(check_realm(&hub, &u("https://auth.docker.io/token")).unwrap());
-        assert!(!check_realm(&hub, &u("https://auth.example.com/token")).unwrap());
-        assert!(check_realm(&hub, &u("http://auth.docker.io/token")).is_err());
-        assert!(check_realm(&hub, &u("https://169.254.169.254/token")).is_err());
-        assert!(check_realm(&hub, &u("https://127.0.0.1/token")).is_err());
-        let local = u("http://127.0.0.1:5000/");
-        assert!(check_realm(&local, &u("http://127.0.0.1:6000/token")).unwrap());
-        assert!(check_realm(&local, &u("http://10.0.0.1/token")).is_err());
     }
 }

@@ -75,23 +75,6 @@ pub fn is_loopback(host_port: &str) -> bool {
     h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// True for loopback, private, link-local and unspecified addresses (and `localhost`).
-pub fn is_internal(host: &str) -> bool {
-    if is_loopback(host) {
-        return true;
-    }
-    match host_name(host).parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => {
-            v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-        }
-        Ok(IpAddr::V6(v6)) => {
-            let seg = v6.segments()[0];
-            v6.is_unspecified() || (seg & 0xfe00) == 0xfc00 || (seg & 0xffc0) == 0xfe80
-        }
-        Err(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,18 +87,6 @@ mod tests {
         assert_eq!(host_name("[::1]:5000"), "::1");
         assert!(is_loopback("localhost:5000") && is_loopback("[::1]:1"));
         assert!(!is_loopback("10.0.0.1"));
-        for h in [
-            "10.1.2.3",
-            "192.168.0.1:80",
-            "169.254.169.254",
-            "[fe80::1]",
-            "0.0.0.0",
-        ] {
-            assert!(is_internal(h), "{h}");
-        }
-        for h in ["auth.docker.io", "8.8.8.8", "[2001:db8::1]:443"] {
-            assert!(!is_internal(h), "{h}");
-        }
         let c = RegistryConfig {
             insecure: vec!["reg.lan:5000".into()],
             ..Default::default()

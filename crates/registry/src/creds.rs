@@ -124,14 +124,16 @@ pub async fn lookup(
         .find(|(k, _)| normalise_key(k) == want)
         .map(|(_, v)| v.clone())
         .or(config.creds_store.clone());
-    if let Some(entry) = config.auths.iter().find(|(k, _)| normalise_key(k) == want) {
-        if let Some(c) = from_entry(entry.1, &path)? {
+    // Docker's order: the registry's `credHelpers` entry, else `credsStore`, else `auths`.
+    // A helper that has nothing stored for the registry leaves `auths` to answer.
+    if let Some(name) = helper.filter(|n| !n.is_empty()) {
+        if let Some(c) = run_helper(&name, &server_url(registry)).await? {
             return Ok(Some(c));
         }
     }
-    match helper {
-        Some(name) if !name.is_empty() => run_helper(&name, &server_url(registry)).await,
-        _ => Ok(None),
+    match config.auths.iter().find(|(k, _)| normalise_key(k) == want) {
+        Some((_, entry)) => from_entry(entry, &path),
+        None => Ok(None),
     }
 }
 
@@ -245,7 +247,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("hub:secret");
         std::fs::write(
             dir.path().join("config.json"),
-            format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{b64}"}},"localhost:5000":{{"identitytoken":"rt"}}}},"credHelpers":{{"ghcr.io":"fake","quay.io":"fake"}}}}"#),
+            format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{b64}"}},"localhost:5000":{{"identitytoken":"rt"}},"ghcr.io":{{"auth":"{b64}"}},"quay.io":{{"identitytoken":"q"}}}},"credHelpers":{{"ghcr.io":"fake","quay.io":"fake"}}}}"#),
         )
         .unwrap();
         let path = std::env::var("PATH").unwrap();
@@ -269,7 +271,11 @@ mod tests {
                 password: "tok".into()
             })
         );
-        assert_eq!(lookup(d, "quay.io").await.unwrap(), None);
+        // The helper knows nothing of quay.io, so its `auths` entry answers.
+        assert_eq!(
+            lookup(d, "quay.io").await.unwrap(),
+            Some(Credentials::IdentityToken("q".into()))
+        );
         assert_eq!(lookup(d, "example.com").await.unwrap(), None);
         let none = tempfile::tempdir().unwrap();
         assert_eq!(lookup(Some(none.path()), "docker.io").await.unwrap(), None);

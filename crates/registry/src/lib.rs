@@ -6,7 +6,8 @@
 //! * Every read is bounded: manifests and configs 4 MiB, token answers 1 MiB, error
 //!   bodies 64 KiB, blobs exactly their descriptor's size.
 //! * Credentials belong to their origin: never sent after a redirect elsewhere, to an
-//!   upload location elsewhere, or to a token realm that is not the registry's site.
+//!   upload location elsewhere, or to a token realm that is not the registry's site (by the public suffix list);
+//!   realms on internal addresses only for registries that are internal themselves.
 //! * Transient failures (408, 429, 5xx, resets, stalls) are retried with backoff and
 //!   jitter, honouring `Retry-After`; interrupted blobs resume with a Range request.
 //!
@@ -31,6 +32,7 @@ pub mod http;
 pub mod progress;
 mod pull;
 mod push;
+pub mod realm;
 mod session;
 
 pub use client::{Mount, Registry, RemoteManifest};

@@ -232,9 +232,13 @@ impl From<RunnerError> for ApiError {
             RunnerError::InvalidParam { param, message } => {
                 ApiError::invalid(&param, format!("invalid {param}: {message}"))
             }
-            RunnerError::ContextLength { prompt, context } => ApiError::invalid(
+            RunnerError::ContextLength {
+                prompt,
+                context,
+                at_least,
+            } => ApiError::invalid(
                 "messages",
-                format!("This model's maximum context length is {context} tokens. However, your request has {prompt} prompt tokens. Shorten the prompt or configure a larger context size."),
+                format!("This model's maximum context length is {context} tokens. However, your request has {}{prompt} prompt tokens. Shorten the prompt or configure a larger context size.", if at_least { "at least " } else { "" }),
             )
             .code("context_length_exceeded"),
             RunnerError::Template { .. } => ApiError::invalid("messages", e.to_string()),

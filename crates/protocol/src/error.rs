@@ -19,12 +19,16 @@ pub enum RunnerError {
         message: String,
     },
     /// The prompt does not fit the context.
-    #[error("the prompt has {prompt} tokens but the context holds {context}")]
+    #[error("the prompt has {}{prompt} tokens but the context holds {context}", if *at_least { "at least " } else { "" })]
     ContextLength {
         /// Prompt tokens.
         prompt: u32,
         /// Context tokens per slot.
         context: u32,
+        /// `prompt` is a lower bound: the prompt was refused by its length in bytes,
+        /// before it was tokenized.
+        #[serde(default)]
+        at_least: bool,
     },
     /// The chat template failed on these messages.
     #[error("the chat template failed on these messages: {message}")]
@@ -144,6 +148,7 @@ mod tests {
             RunnerError::ContextLength {
                 prompt: 9000,
                 context: 2048,
+                at_least: true,
             },
             RunnerError::Template {
                 message: "boom".into(),

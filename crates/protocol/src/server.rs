@@ -163,6 +163,12 @@ async fn rerank<S: Service>(
     }))
 }
 
+/// Largest request body the runner reads. Only the daemon talks to it, over a private
+/// socket, after its own body limit (16 MiB by default) and template rendering, which may
+/// make a request larger than the client's; the runner must never refuse what the daemon
+/// accepted (its context check answers for prompts that are merely too long).
+pub const MAX_BODY: usize = 1 << 30;
+
 /// The runner's routes over `service`.
 pub fn router<S: Service>(service: Arc<S>) -> Router {
     Router::new()
@@ -174,6 +180,7 @@ pub fn router<S: Service>(service: Arc<S>) -> Router {
         .route(routes::DETOKENIZE, post(detokenize::<S>))
         .route(routes::EMBED, post(embed::<S>))
         .route(routes::RERANK, post(rerank::<S>))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
 

@@ -42,7 +42,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             fuel: 5_000_000,
-            max_output: 4 << 20,
+            max_output: 64 << 20,
         }
     }
 }

@@ -155,7 +155,13 @@ pub(crate) fn options(v: Option<&Value>, base: &Map<String, Value>) -> Result<Op
             }
             "num_ctx" => {
                 let n = int(k, v)?;
-                out.num_ctx = Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+                if n <= 0 {
+                    return Err(ApiError::invalid(
+                        "options.num_ctx",
+                        format!("options.num_ctx: must be a positive number of tokens, got {n}"),
+                    ));
+                }
+                out.num_ctx = Some(u32::try_from(n).unwrap_or(u32::MAX));
             }
             _ if RUNNER_OPTIONS.contains(&k) => {
                 debug!(

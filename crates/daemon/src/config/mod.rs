@@ -242,8 +242,11 @@ impl Config {
         if s.health_interval.0 < std::time::Duration::from_millis(100) {
             bail!("{} must be at least 100ms", o.name("health_interval"));
         }
-        if self.storage.body_limit < 1024 {
-            bail!("{} must be at least 1024 bytes", o.name("body_limit"));
+        if !(1024..=256 << 20).contains(&self.storage.body_limit) {
+            bail!(
+                "{} must be from 1024 bytes to 256 MiB (268435456)",
+                o.name("body_limit")
+            );
         }
         self.store = match &self.storage.store {
             Some(p) => p.clone(),

@@ -93,7 +93,7 @@ pub struct Storage {
     #[arg(long, env = "MODELRUNNER_STORE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
-    /// Largest JSON request body in bytes
+    /// Largest JSON request body in bytes (at most 256 MiB)
     #[arg(long, env = "MODELRUNNER_BODY_LIMIT", default_value_t = 16 << 20)]
     pub body_limit: usize,
     /// Largest model archive accepted by POST /models/load, in bytes

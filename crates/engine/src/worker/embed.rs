@@ -23,6 +23,7 @@ impl Loop<'_> {
             if let Prompt::Tokens(t) = &input {
                 self.check_vocab("input", t)?;
             }
+            self.check_fits(&input, self.batch_size.min(self.slot_ctx as usize) as u32)?;
             let tokens = self.tokens(&input, true, false);
             if tokens.is_empty() {
                 return Err(RunnerError::invalid("input", "empty input"));
@@ -47,7 +48,9 @@ impl Loop<'_> {
     ) -> Result<Vec<Score>, RunnerError> {
         let template = self.model.meta_val_str(RERANK_TEMPLATE).ok();
         let mut out = Vec::with_capacity(documents.len());
+        let limit = self.batch_size.min(self.slot_ctx as usize) as u32;
         for doc in documents {
+            self.check_bytes_fit(query.len() + doc.len(), limit)?;
             let tokens = match &template {
                 Some(t) => self.tokenize(
                     &t.replace("{query}", query).replace("{document}", doc),
@@ -107,6 +110,7 @@ impl Loop<'_> {
             return Err(RunnerError::ContextLength {
                 prompt: tokens.len() as u32,
                 context: limit as u32,
+                at_least: false,
             });
         }
         ctx.clear_kv_cache();

@@ -127,6 +127,7 @@ pub(crate) fn run(
         batch: LlamaBatch::new(shape.batch as usize, shape.slots as i32),
         batch_size: shape.batch as usize,
         generated: 0,
+        longest_piece: longest_piece(&model),
     };
     engine.run(&mut ctx, &jobs);
     info!("engine stopped");
@@ -143,6 +144,16 @@ fn piece(
         .token_to_piece(t, preserved.contains(&t), None)
 }
 
+/// The most bytes of text one token stands for (special tokens' text included).
+fn longest_piece(model: &LlamaModel) -> usize {
+    let vocab = model.vocab();
+    (0..model.n_vocab())
+        .map(|t| vocab.token_to_piece(LlamaToken(t), true, None).len())
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
 struct Loop<'m> {
     model: &'m LlamaModel,
     slots: Vec<Slot>,
@@ -154,6 +165,8 @@ struct Loop<'m> {
     batch_size: usize,
     /// Tokens sampled since the model loaded.
     generated: u64,
+    /// See [`longest_piece`].
+    longest_piece: usize,
 }
 
 impl Loop<'_> {
@@ -195,6 +208,30 @@ impl Loop<'_> {
         self.model
             .vocab()
             .tokenize(text.as_bytes(), add_special, parse_special)
+    }
+
+    /// Refuses, before tokenizing it, a text prompt that cannot fit `limit` tokens: no
+    /// token stands for more than `longest_piece` bytes, and a margin of 4 covers
+    /// normalisation that shortens text. A 15 MiB prompt to a 2048-token context is
+    /// answered at once instead of after seconds of tokenizing.
+    fn check_fits(&self, prompt: &Prompt, limit: u32) -> Result<(), RunnerError> {
+        match prompt {
+            Prompt::Text(t) => self.check_bytes_fit(t.len(), limit),
+            Prompt::Tokens(_) => Ok(()),
+        }
+    }
+
+    /// [`Self::check_fits`] for a text of `bytes` bytes.
+    fn check_bytes_fit(&self, bytes: usize, limit: u32) -> Result<(), RunnerError> {
+        let fewest = bytes / (self.longest_piece * 4);
+        if fewest >= limit as usize {
+            return Err(RunnerError::ContextLength {
+                prompt: fewest.min(u32::MAX as usize) as u32,
+                context: limit,
+                at_least: true,
+            });
+        }
+        Ok(())
     }
 
     /// The tokens of a prompt.

@@ -149,6 +149,7 @@ impl Loop<'_> {
         if let modelrunner_protocol::Prompt::Tokens(t) = &g.prompt {
             self.check_vocab("prompt", t)?;
         }
+        self.check_fits(&g.prompt, self.slot_ctx)?;
         let prompt = self.tokens(&g.prompt, g.add_special, true);
         if prompt.is_empty() {
             return Err(RunnerError::invalid("prompt", "the prompt is empty"));
@@ -157,6 +158,7 @@ impl Loop<'_> {
             return Err(RunnerError::ContextLength {
                 prompt: prompt.len() as u32,
                 context: self.slot_ctx,
+                at_least: false,
             });
         }
         let room = self.slot_ctx - prompt.len() as u32;

@@ -444,3 +444,16 @@ impl Daemon {
         Artifact { manifest, blobs }
     }
 }
+
+/// This machine's CPU model, for figures printed by tests and benchmarks.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}

@@ -235,3 +235,99 @@ fn numeric_extremes_in_every_dialect_name_their_parameter() {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     });
 }
+
+/// The daemon's resident memory in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `/health` round trips while something else goes on: (median, worst) in ms.
+fn health_latency(d: &Daemon) -> (f64, f64) {
+    let c = reqwest::blocking::Client::new();
+    let mut ms: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let r = c.get(d.u("/health")).send().unwrap();
+            assert_eq!(r.status(), 200);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    (ms[ms.len() / 2], ms[ms.len() - 1])
+}
+
+/// Reads until the server closes the connection; what it sent before.
+fn read_to_close(s: &mut std::net::TcpStream) -> Result<String, std::io::Error> {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[test]
+fn stalled_connections_are_timed_out_and_bounded() {
+    use std::io::Write;
+    let d = Daemon::start(&["--header-timeout", "2s", "--body-timeout", "2s"]);
+    let host = d.url.trim_start_matches("http://").to_string();
+    let before = rss_kib(d.pid());
+    let (idle_median, _) = health_latency(&d);
+    // 300 slowloris connections: a third send half a header, a third announce a 15 MiB
+    // body and send none of it, a third send nothing at all.
+    let mut held: Vec<(usize, std::net::TcpStream)> = (0..300)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(&host).unwrap();
+            match i % 3 {
+                0 => write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"),
+                1 => write!(
+                    s,
+                    "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 15000000\r\n\r\n{{\"model\":"
+                ),
+                _ => Ok(()),
+            }
+            .unwrap();
+            (i % 3, s)
+        })
+        .collect();
+    let during = rss_kib(d.pid());
+    let (busy_median, busy_worst) = health_latency(&d);
+    // Every one of them is closed by the daemon; the stalled body gets a 408 first.
+    for (kind, s) in &mut held {
+        let said = read_to_close(s).unwrap_or_else(|e| panic!("kind {kind} never closed: {e}"));
+        if *kind == 1 {
+            assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+            assert!(said.contains("request_timeout"), "{said}");
+        }
+    }
+    let after = rss_kib(d.pid());
+    let (after_median, _) = health_latency(&d);
+    println!(
+        "slowloris, 300 connections held (CPU: {}): daemon RSS {before} KiB before, {during} KiB during, {after} KiB after; /health median {idle_median:.2} ms idle, {busy_median:.2} ms (worst {busy_worst:.2}) during, {after_median:.2} ms after",
+        modelrunner_e2e::cpu_model()
+    );
+}
+
+#[test]
+fn connections_over_the_limit_are_told_to_retry() {
+    let d = Daemon::start(&["--max-connections", "8", "--header-timeout", "2s"]);
+    let host = d.url.trim_start_matches("http://").to_string();
+    let held: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&host).unwrap())
+        .collect();
+    let mut over = std::net::TcpStream::connect(&host).unwrap();
+    let said = read_to_close(&mut over).unwrap();
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(
+        said.to_ascii_lowercase().contains("retry-after: 1"),
+        "{said}"
+    );
+    assert!(said.contains("too_many_connections"), "{said}");
+    // Once the stalled ones time out, the daemon serves again.
+    for mut s in held {
+        read_to_close(&mut s).unwrap();
+    }
+    let r = reqwest::blocking::get(d.u("/health")).unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -55,6 +55,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 e.code = Some("too_large");
             }
+            if crate::serve::body_timed_out(&r) {
+                e = ApiError::bad_request(
+                    "the request body stopped arriving before it was complete; send it in one go",
+                );
+                e.status = StatusCode::REQUEST_TIMEOUT;
+                e.code = Some("request_timeout");
+            }
             e
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);

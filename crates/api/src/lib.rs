@@ -11,7 +11,8 @@
 //! let registry = modelrunner_registry::Registry::new(Default::default()).unwrap();
 //! let app = router(AppState::new(store, scheduler, ApiConfig::default(), registry));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//! modelrunner_api::run(listener, app, std::future::pending()).await.unwrap();
+//! let limits = modelrunner_api::ConnLimits::default();
+//! modelrunner_api::run(listener, app, limits, std::future::pending()).await.unwrap();
 //! # }
 //! ```
 #![deny(missing_docs)]
@@ -37,6 +38,7 @@ mod resolve;
 mod responses;
 mod routes;
 pub mod security;
+mod serve;
 mod wire;
 
 use std::future::Future;
@@ -51,6 +53,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::{ApiError, ErrorKind};
 pub use responses::Limits as ResponsesLimits;
+pub use serve::ConnLimits;
 pub use wire::ModelJson;
 
 /// Settings of the HTTP layer.
@@ -194,21 +197,21 @@ fn request_span(req: &axum::extract::Request) -> tracing::Span {
     tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
 }
 
-/// Serves `app` on a Unix socket until `shutdown` resolves.
+/// Serves `app` on a Unix socket within `limits` until `shutdown` resolves.
 pub async fn run_unix(
     listener: tokio::net::UnixListener,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, app, limits, shutdown).await
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves.
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
@@ -219,7 +222,5 @@ pub async fn run(
             tracing::debug!(cause = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, app, limits, shutdown).await
 }

@@ -152,6 +152,11 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let limits = modelrunner_api::ConnLimits {
+        header_timeout: config.storage.header_timeout.0,
+        body_timeout: config.storage.body_timeout.0,
+        max_connections: config.storage.max_connections,
+    };
     let mut servers = Vec::new();
     for listen in listens {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -164,6 +169,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
         servers.push(tokio::spawn(modelrunner_api::run(
             listener,
             app.clone(),
+            limits,
             stopped(),
         )));
     }
@@ -174,6 +180,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
         servers.push(tokio::spawn(modelrunner_api::run_unix(
             listener,
             app.clone(),
+            limits,
             stopped(),
         )));
     }

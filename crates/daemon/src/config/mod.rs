@@ -248,6 +248,17 @@ impl Config {
                 o.name("body_limit")
             );
         }
+        for (span, key) in [
+            (&self.storage.header_timeout, "header_timeout"),
+            (&self.storage.body_timeout, "body_timeout"),
+        ] {
+            if span.0 < std::time::Duration::from_millis(100) {
+                bail!("{} must be at least 100ms", o.name(key));
+            }
+        }
+        if !(1..=1 << 20).contains(&self.storage.max_connections) {
+            bail!("{} must be from 1 to 1048576", o.name("max_connections"));
+        }
         self.store = match &self.storage.store {
             Some(p) => p.clone(),
             None => dirs::data_dir()

@@ -96,6 +96,16 @@ pub struct Storage {
     /// Largest JSON request body in bytes (at most 256 MiB)
     #[arg(long, env = "MODELRUNNER_BODY_LIMIT", default_value_t = 16 << 20)]
     pub body_limit: usize,
+    /// Longest wait for a request's headers, from the connection's start or the end of
+    /// the previous response (so also how long an idle keep-alive connection is kept)
+    #[arg(long, env = "MODELRUNNER_HEADER_TIMEOUT", default_value = "30s")]
+    pub header_timeout: Span,
+    /// Longest wait for the next bytes of a request body; 408 beyond
+    #[arg(long, env = "MODELRUNNER_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: Span,
+    /// Client connections served at once; more are answered 503 and closed
+    #[arg(long, env = "MODELRUNNER_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
     /// Largest model archive accepted by POST /models/load, in bytes
     #[arg(long, env = "MODELRUNNER_MAX_LOAD_SIZE", default_value_t = 1 << 40)]
     pub max_load_size: u64,

@@ -41,7 +41,7 @@ impl Default for ConnLimits {
 }
 
 /// What a connection over the limit is told before it is closed.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 123\r\n\r\n{\"error\":{\"message\":\"too many open connections; retry later\",\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}";
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 127\r\n\r\n{\"error\":{\"message\":\"too many open connections; retry later\",\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}";
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets the
 /// requests in progress finish.

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod gpu;
 mod keepalive;
 pub mod memory;
 mod process;

@@ -270,26 +270,6 @@ pub fn estimate(
     }
 }
 
-/// Free memory of the first NVIDIA GPU (the one llama.cpp uses), from `nvidia-smi`;
-/// `None` without one.
-pub fn gpu_free() -> Option<u64> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    parse_gpu_free(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// `nvidia-smi`'s free MiB of the first GPU, in bytes.
-fn parse_gpu_free(text: &str) -> Option<u64> {
-    let mib: u64 = text.lines().next()?.trim().parse().ok()?;
-    Some(mib << 20)
-}
-
 /// Bytes the machine can still give: `MemAvailable`, bounded by the cgroup's headroom.
 pub fn available() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
@@ -410,14 +390,6 @@ mod tests {
         assert!(all.compute < cpu.compute, "compute buffers moved too");
         assert_eq!(all.gpu, cpu.weights + cpu.kv_cache + cpu.compute);
         assert!(all.total < half.total && half.total < cpu.total);
-    }
-
-    #[test]
-    fn reads_nvidia_smi() {
-        assert_eq!(parse_gpu_free("81037\n"), Some(81037 << 20));
-        assert_eq!(parse_gpu_free("1024\n2048\n"), Some(1024 << 20));
-        assert_eq!(parse_gpu_free("[N/A]\n"), None);
-        assert_eq!(parse_gpu_free(""), None);
     }
 
     #[test]

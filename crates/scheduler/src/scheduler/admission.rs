@@ -117,7 +117,9 @@ impl Scheduler {
             // Offloaded layers need GPU memory too (when nvidia-smi can say how much is
             // free; evicted runners give theirs back once they have exited).
             let gpu_can = if est.gpu > 0 {
-                memory::gpu_free().map(|f| f.saturating_sub(GPU_RESERVE))
+                crate::gpu::free()
+                    .await
+                    .map(|f| f.saturating_sub(GPU_RESERVE))
             } else {
                 None
             };
@@ -152,6 +154,7 @@ impl Scheduler {
             info!(model = %victim.name, for_model = %spec.name, "unloading the least recently used idle model to make room");
             self.remove(&victim);
             victim.stop_and_wait().await;
+            crate::gpu::forget();
         }
     }
 }

@@ -155,6 +155,8 @@ impl Scheduler {
         let pid = process.pid().unwrap_or(0);
         files.write_pid(pid);
         let props = process.client.props().await.map_err(|e| load_failed(&e))?;
+        // The GPU's free memory changed with this runner: the next admission asks again.
+        crate::gpu::forget();
         drop(admission);
         info!(model = %spec.name, pid, took = ?started.elapsed(), "loaded");
         status::Counters::bump(&self.counters.loads);
@@ -192,6 +194,7 @@ impl Scheduler {
         let r = runner.clone();
         tokio::spawn(async move {
             let ending = runner::supervise(r.clone(), process, health, files, exited_tx).await;
+            crate::gpu::forget();
             if let Some(me) = me.upgrade() {
                 me.forget(&r, ending);
             }

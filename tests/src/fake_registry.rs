@@ -150,6 +150,11 @@ impl FakeRegistry {
         self.state.lock().unwrap().upload_base = Some(base.to_string());
     }
 
+    /// Whether a blob (put by the test or uploaded) is held.
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.state.lock().unwrap().blobs.contains_key(digest)
+    }
+
     /// Requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()

@@ -287,6 +287,17 @@ impl Daemon {
         self.ok(&["package", "--gguf", p.to_str().unwrap(), tag]);
     }
 
+    /// Pulls `reference` through `POST /models/create`: the status and the whole body.
+    pub fn create(&self, reference: &str) -> (u16, String) {
+        let r = reqwest::blocking::Client::new()
+            .post(self.u("/models/create"))
+            .header("accept", "application/json")
+            .json(&serde_json::json!({ "from": reference }))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
     /// Packages a generated tiny llama as `tag`.
     pub fn package_tiny(&self, tag: &str, seed: u64) {
         let p = self.dir.path().join(format!("tiny{seed}.gguf"));

@@ -51,13 +51,7 @@ fn serve_tiny(fake: &FakeRegistry, repo: &str) -> (String, usize) {
 }
 
 fn pull(d: &Daemon, reference: &str) -> (u16, String) {
-    let r = reqwest::blocking::Client::new()
-        .post(d.u("/models/create"))
-        .header("accept", "application/json")
-        .json(&json!({ "from": reference }))
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.text().unwrap())
+    d.create(reference)
 }
 
 fn models(d: &Daemon) -> Vec<Value> {

@@ -5,7 +5,7 @@
 use modelrunner_e2e::fake_registry::{FakeRegistry, Fault};
 use modelrunner_e2e::registry::docker_config;
 use modelrunner_e2e::Daemon;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 const MANIFEST: &str = "/v2/m/tiny/manifests/v1";
@@ -38,14 +38,8 @@ fn challenged(realm: &str) -> (FakeRegistry, Daemon) {
 }
 
 fn pull(d: &Daemon, reference: &str) -> (u16, Value) {
-    let r = reqwest::blocking::Client::new()
-        .post(d.u("/models/create"))
-        .header("accept", "application/json")
-        .json(&json!({ "from": reference }))
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
+    let (status, body) = d.create(reference);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 #[test]

@@ -199,6 +199,10 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorKind::InvalidRequest, msg)
                     .code("unsupported_media_type")
             }
+            RegistryError::Invalid { .. } => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorKind::InvalidRequest, msg)
+                    .code("invalid_artifact")
+            }
             RegistryError::Status { .. }
             | RegistryError::Transport { .. }
             | RegistryError::Protocol { .. } => {

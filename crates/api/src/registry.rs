@@ -79,7 +79,12 @@ pub(crate) async fn start_pull(
     token: Option<String>,
 ) -> Result<Transfer, ApiError> {
     let reference = parse_reference(from, param)?;
-    let resolved = state.registry.resolve(&reference, token).await?;
+    let mut resolved = state.registry.resolve(&reference, token).await?;
+    // Refusals (a manifest that contradicts the store) get their status before streaming.
+    state
+        .registry
+        .check_stored(&state.store, &mut resolved)
+        .await?;
     info!(reference = %reference, digest = %resolved.remote.digest, "pulling");
     let blobs = resolved.manifest.blobs().cloned().collect();
     let (rx, guard) = spawn_transfer(Mode::Pull, move |sink| async move {

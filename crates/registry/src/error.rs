@@ -25,6 +25,15 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
+    /// An artifact that is not a model this daemon can store and run, or whose manifest
+    /// contradicts what is stored (refused before anything is published).
+    #[error("{registry}: {reason}")]
+    Invalid {
+        /// The registry host.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
     /// An artifact this client does not handle (an image index, an unknown config type).
     #[error("unsupported media type {media_type:?} for {what}")]
     Unsupported {

@@ -25,6 +25,8 @@ pub struct Resolved {
     pub remote: RemoteManifest,
     /// Parsed and checked.
     pub manifest: Manifest,
+    /// The blobs still to fetch, once [`Registry::check_stored`] has looked.
+    missing: Option<Vec<Descriptor>>,
 }
 
 impl Resolved {
@@ -38,13 +40,13 @@ fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+async fn blocking<T: Send + 'static, E: Into<RegistryError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, RegistryError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| RegistryError::Config(format!("store task failed: {e}")))?
-        .map_err(store_err)
+        .map_err(Into::into)
 }
 
 impl Registry {
@@ -67,6 +69,23 @@ impl Registry {
         finish_resolve(last, remote)
     }
 
+    /// Compares the manifest with what `store` holds, before anything is fetched: the
+    /// blobs already stored are re-hashed (damaged ones are removed and fetched again),
+    /// and a stored blob whose size the manifest states otherwise is refused. `pull` does
+    /// this itself when it was not done; doing it first lets a caller answer a refusal
+    /// with its status before streaming progress.
+    pub async fn check_stored(
+        &self,
+        store: &Arc<Store>,
+        resolved: &mut Resolved,
+    ) -> Result<(), RegistryError> {
+        let s = store.clone();
+        let host = resolved.session.host();
+        let blobs: Vec<Descriptor> = resolved.manifest.blobs().cloned().collect();
+        resolved.missing = Some(blocking(move || missing_blobs(&s, blobs, &host)).await?);
+        Ok(())
+    }
+
     /// Pulls what `resolved` names into `store`, tags it `reference` (unless that is a
     /// digest), and reports progress to `sink`.
     pub async fn pull(
@@ -82,21 +101,18 @@ impl Registry {
         } else {
             vec![]
         };
-        let missing: Vec<Descriptor> = {
-            let s = store.clone();
-            let blobs: Vec<Descriptor> = resolved.manifest.blobs().cloned().collect();
-            blocking(move || {
-                Ok(blobs
-                    .into_iter()
-                    .filter(|d| !s.has_blob(&d.digest))
-                    .collect())
-            })
-            .await?
-        };
+        let mut resolved = resolved;
         let lease = Arc::new(store.owned_lease());
         for d in resolved.manifest.blobs() {
             lease.pin(d.digest);
         }
+        let missing = match resolved.missing.take() {
+            Some(m) => m,
+            None => {
+                self.check_stored(store, &mut resolved).await?;
+                resolved.missing.take().unwrap_or_default()
+            }
+        };
         let cached = missing.is_empty();
         let concurrency = self.config().concurrency();
         futures::stream::iter(missing.into_iter().map(|desc| {
@@ -347,12 +363,62 @@ enum Retry {
     No(RegistryError),
 }
 
+/// Refuses an artifact with no GGUF weights: it would be listed as a model no runner
+/// can load (safetensors-only artifacts are for other engines).
+fn check_model(manifest: &Manifest, host: &str) -> Result<(), RegistryError> {
+    use modelrunner_format::media::LayerKind;
+    if manifest.layers.iter().any(|l| l.kind() == LayerKind::Gguf) {
+        return Ok(());
+    }
+    let types: std::collections::BTreeSet<&str> = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    Err(RegistryError::Invalid {
+        registry: host.to_string(),
+        reason: format!(
+            "the artifact has no GGUF layer (its layers: {}); modelrunner runs GGUF models only",
+            types.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// The blobs still to fetch: absent ones, and stored ones that are damaged (re-hashed
+/// here, removed by the store so the pull repairs them). A stored blob that verifies but
+/// whose size the manifest states otherwise means the manifest lies: refused.
+fn missing_blobs(
+    store: &Store,
+    blobs: Vec<Descriptor>,
+    host: &str,
+) -> Result<Vec<Descriptor>, RegistryError> {
+    let mut missing = Vec::new();
+    for d in blobs {
+        match store.check_blob(&d.digest).map_err(store_err)? {
+            None => missing.push(d),
+            Some(size) if size != d.size => {
+                return Err(RegistryError::Invalid {
+                    registry: host.to_string(),
+                    reason: format!(
+                        "the manifest says blob {} is {} bytes, but the blob with that digest is {size} bytes; nothing was stored",
+                        d.digest, d.size
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(missing)
+}
+
 fn finish_resolve(session: Session, remote: RemoteManifest) -> Result<Resolved, RegistryError> {
     let manifest = Manifest::parse(&remote.bytes)?;
+    check_model(&manifest, &session.host())?;
     Ok(Resolved {
         session,
         remote,
         manifest,
+        missing: None,
     })
 }
 

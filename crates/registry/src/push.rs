@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
+use modelrunner_format::digest::Hasher;
 use modelrunner_format::{media, Descriptor, Digest, Manifest, Reference};
 use modelrunner_store::Store;
 use tokio_util::io::ReaderStream;
@@ -108,15 +109,42 @@ async fn push_blob(
     let digest = desc.digest;
     let r = reporter.clone();
     let pushed = pushed.clone();
+    let size = desc.size;
     let body = move || -> Result<reqwest::Body, RegistryError> {
         let file = store.open_blob(&digest)?;
+        let len = file
+            .metadata()
+            .map_err(|e| modelrunner_store::StoreError::Broken(format!("blob {digest}: {e}")))?
+            .len();
+        if len != size {
+            return Err(damaged(digest, format!("has {len} bytes, expected {size}")).into());
+        }
         r.lock().unwrap().set(0);
         let counter = r.clone();
         let pushed = pushed.clone();
+        let mut check = Some((Hasher::new(), 0u64));
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
             .inspect_ok(move |b| {
                 counter.lock().unwrap().add(b.len() as u64);
                 pushed.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            })
+            // The last chunk goes out only once the whole blob hashed to its digest: a
+            // damaged blob ends the upload short, and the registry never gets it whole.
+            .map(move |chunk| {
+                let b = chunk?;
+                if let Some((h, seen)) = check.as_mut() {
+                    h.update(&b);
+                    *seen += b.len() as u64;
+                    if *seen >= size {
+                        let (h, _) = check.take().expect("present");
+                        let got = h.finish();
+                        if got != digest {
+                            let why = format!("reads as {got}");
+                            return Err(std::io::Error::other(damaged(digest, why)));
+                        }
+                    }
+                }
+                Ok(b)
             });
         Ok(reqwest::Body::wrap_stream(stream))
     };
@@ -125,4 +153,11 @@ async fn push_blob(
         .await?;
     reporter.lock().unwrap().set(desc.size);
     Ok(())
+}
+
+/// A stored blob that is not what its name says: never pushed.
+fn damaged(digest: Digest, why: String) -> modelrunner_store::StoreError {
+    modelrunner_store::StoreError::Broken(format!(
+        "blob {digest} {why}: the stored file is damaged and is not pushed; pull the model again or run `modelrunner fsck --repair`"
+    ))
 }

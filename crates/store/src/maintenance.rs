@@ -109,6 +109,33 @@ impl Store {
         Ok(report)
     }
 
+    /// What a stored blob is worth, re-hashed: `None` when absent, `Some(size)` when it
+    /// hashes to its name. A damaged blob (other bytes, a directory, a link) is removed so
+    /// that the caller can fetch it again (damaged bytes are worth keeping for no one).
+    pub fn check_blob(&self, d: &Digest) -> Result<Option<u64>, StoreError> {
+        let path = self.blob_path(d);
+        let meta = match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(format!("checking {}", path.display()), e)),
+            Ok(m) => m,
+        };
+        if meta.is_file() {
+            match verify_file(&path, d) {
+                Ok(size) => return Ok(Some(size)),
+                Err(StoreError::DigestMismatch { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        warn!(digest = %d, "a stored blob is damaged; removing it so that it is fetched again");
+        let removed = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
+        Ok(None)
+    }
+
     /// Re-hashes every blob and checks every model. With `repair`, removes corrupt blobs
     /// and stray files (models that needed them stay listed as broken).
     pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {

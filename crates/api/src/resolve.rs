@@ -65,11 +65,19 @@ pub(crate) async fn model_spec(
             let entry = blocking(move || {
                 let model = store.resolve_partial(&key)?;
                 let bundle = store.bundle(&model.id.to_string())?;
-                let reranker = if wants_pooling {
-                    Some(pools_by_rank(&GgufFile::open(&bundle.gguf)?))
-                } else {
-                    None
-                };
+                // What llama.cpp needs is checked here, so an impossible model is a 422
+                // naming the fact, never a runner that aborts at load.
+                let header = GgufFile::open(&bundle.gguf)?;
+                header.check_loadable().map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        crate::ErrorKind::InvalidRequest,
+                        format!("{key} cannot be loaded: {e}"),
+                    )
+                    .param("model")
+                    .code("invalid_model")
+                })?;
+                let reranker = wants_pooling.then(|| pools_by_rank(&header));
                 let spec = ModelSpec {
                     id: model.id.to_string(),
                     name: model.tags.first().cloned().unwrap_or(key),

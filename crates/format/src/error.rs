@@ -27,6 +27,9 @@ pub enum FormatError {
         /// What is wrong.
         what: String,
     },
+    /// A GGUF file that parses but describes a model llama.cpp cannot run.
+    #[error("the model cannot run: {0}")]
+    Unrunnable(String),
     /// A manifest or config that does not parse or breaks a rule.
     #[error("invalid {what}: {reason}")]
     InvalidDocument {

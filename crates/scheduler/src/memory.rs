@@ -80,8 +80,10 @@ impl ModelShape {
         let first = shards
             .first()
             .ok_or_else(|| SchedulerError::Load("the model has no GGUF file".into()))?;
-        let g = GgufFile::open(first)
-            .map_err(|e| SchedulerError::Load(format!("reading {}: {e}", first.display())))?;
+        let g = GgufFile::open(first).map_err(|e| {
+            let name = first.file_name().unwrap_or_default().to_string_lossy();
+            SchedulerError::Load(format!("reading {name}: {e}"))
+        })?;
         let mut file_bytes = 0;
         for s in shards {
             file_bytes += file_len(s)?;

@@ -29,7 +29,12 @@ fn forward_stderr(
             match error_line(&plain) {
                 Some(msg) => {
                     tracing::warn!(target: "runner", model = %tag, "{plain}");
-                    *keep.lock().expect("stderr lock") = Some(msg);
+                    let mut kept = keep.lock().expect("stderr lock");
+                    // The first error says why; the ones after it ("failed to load
+                    // model", llama-cpp-2's "null result") only that it failed.
+                    if kept.as_deref().is_none_or(generic) {
+                        *kept = Some(msg);
+                    }
                 }
                 None => tracing::info!(target: "runner", model = %tag, "{plain}"),
             }
@@ -63,13 +68,34 @@ pub const RUNNER_FAILURE_PREFIX: &str = "modelrunnerd runner: ";
 /// and targets.
 fn error_line(plain: &str) -> Option<String> {
     if let Some(rest) = plain.strip_prefix(RUNNER_FAILURE_PREFIX) {
-        return Some(rest.trim().to_string());
+        return Some(without_paths(rest.trim()));
     }
     let (_, after) = plain.split_once(" ERROR ")?;
     // "target: message key=value": keep the message.
     let msg = after.split_once(": ").map_or(after, |(_, m)| m);
     let msg = msg.split(" module=").next().unwrap_or(msg);
-    Some(msg.trim().to_string())
+    Some(without_paths(msg.trim()))
+}
+
+/// An error line that says only that loading failed, not why.
+fn generic(msg: &str) -> bool {
+    msg.contains("null result") || msg.ends_with("failed to load model")
+}
+
+/// The message with absolute file paths (the store's layout, the server's directories)
+/// replaced by `<file>`: clients get the reason, never where the server keeps things.
+fn without_paths(msg: &str) -> String {
+    msg.split(' ')
+        .map(|word| {
+            let bare = word.trim_matches(|c: char| "'\"`(),;:".contains(c));
+            if bare.starts_with('/') && bare.len() > 1 {
+                word.replace(bare, "<file>")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A runner child process; killed when dropped.
@@ -184,5 +210,10 @@ mod tests {
             Some("cannot load the model: boom")
         );
         assert_eq!(error_line("2026 INFO loaded"), None);
+        let with_path = "2026 ERROR llama-cpp-2: llama_model_load: failed to open '/var/lib/modelrunner/blobs/sha256/ab': no such file";
+        assert_eq!(
+            error_line(with_path).as_deref(),
+            Some("llama_model_load: failed to open '<file>': no such file")
+        );
     }
 }

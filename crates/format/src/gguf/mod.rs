@@ -6,6 +6,7 @@
 
 mod facts;
 mod reader;
+mod sanity;
 mod types;
 
 pub use facts::{format_bytes, format_parameters, Facts};

@@ -64,6 +64,23 @@ impl<R: Read> Cursor<R> {
     }
 
     fn string(&mut self, what: &str, max: u64) -> Result<String, FormatError> {
+        self.string_as(what, max, false)
+    }
+
+    /// A name (metadata key, tensor name): UTF-8 and not empty, as llama.cpp requires.
+    fn name(&mut self, what: &str, max: u64) -> Result<String, FormatError> {
+        let start = self.pos;
+        let s = self.string_as(what, max, true)?;
+        if s.is_empty() {
+            return Err(FormatError::Gguf {
+                offset: start,
+                what: format!("empty {what}"),
+            });
+        }
+        Ok(s)
+    }
+
+    fn string_as(&mut self, what: &str, max: u64, strict: bool) -> Result<String, FormatError> {
         let start = self.pos;
         let n = self.u64(what)?;
         if n > max {
@@ -86,7 +103,18 @@ impl<R: Read> Cursor<R> {
             return Err(self.err(format!("truncated {what}")));
         }
         self.pos += n;
-        Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
+        match String::from_utf8(buf) {
+            Ok(s) => Ok(s),
+            Err(e) if strict => Err(FormatError::Gguf {
+                offset: start,
+                what: format!(
+                    "{what} is not UTF-8: {:?}",
+                    String::from_utf8_lossy(e.as_bytes())
+                ),
+            }),
+            // Values (vocabulary pieces) may hold any bytes; they are kept readable.
+            Err(e) => Ok(String::from_utf8_lossy(e.as_bytes()).into()),
+        }
     }
 
     fn value_type(&mut self, what: &str) -> Result<ValueType, FormatError> {
@@ -171,7 +199,7 @@ impl<R: Read> Cursor<R> {
 
     fn tensor_info(&mut self) -> Result<TensorInfo, FormatError> {
         let start = self.pos;
-        let name = self.string("tensor name", MAX_TENSOR_NAME)?;
+        let name = self.name("tensor name", MAX_TENSOR_NAME)?;
         let n_dims = self.u32("tensor dimension count")?;
         if n_dims == 0 || n_dims > MAX_DIMS {
             return Err(FormatError::Gguf {
@@ -268,8 +296,16 @@ impl GgufFile {
             )));
         }
         let mut metadata = Vec::with_capacity(n_kv as usize);
+        let mut keys = std::collections::HashSet::new();
         for _ in 0..n_kv {
-            let key = c.string("metadata key", 65_535)?;
+            let at = c.pos;
+            let key = c.name("metadata key", 65_535)?;
+            if !keys.insert(key.clone()) {
+                return Err(FormatError::Gguf {
+                    offset: at,
+                    what: format!("duplicate metadata key {key:?}"),
+                });
+            }
             let t = c.value_type(&key)?;
             let v = c.value(t, &key, 0)?;
             metadata.push((key, v));
@@ -286,8 +322,17 @@ impl GgufFile {
             }
         };
         let mut tensors = Vec::with_capacity(n_tensors as usize);
+        let mut names = std::collections::HashSet::new();
         for _ in 0..n_tensors {
-            tensors.push(c.tensor_info()?);
+            let at = c.pos;
+            let t = c.tensor_info()?;
+            if !names.insert(t.name.clone()) {
+                return Err(FormatError::Gguf {
+                    offset: at,
+                    what: format!("duplicate tensor name {:?}", t.name),
+                });
+            }
+            tensors.push(t);
         }
         let data_offset = c
             .pos
@@ -297,6 +342,9 @@ impl GgufFile {
             return Err(c.err("the file ends inside the padding before the tensor data"));
         }
         let data_len = file_len - data_offset;
+        // As llama.cpp requires: each tensor's data starts where the previous one's
+        // (padded to the alignment) ends, so no two overlap and none is out of order.
+        let mut expected = 0u64;
         for t in &tensors {
             if t.offset % alignment != 0 {
                 return Err(c.err(format!(
@@ -304,6 +352,20 @@ impl GgufFile {
                     t.name, t.offset
                 )));
             }
+            if t.offset != expected {
+                return Err(FormatError::Gguf {
+                    offset: data_offset.saturating_add(t.offset),
+                    what: format!(
+                        "tensor {:?} data starts at data offset {}, expected {expected} (tensor data must follow in order, without overlap)",
+                        t.name, t.offset
+                    ),
+                });
+            }
+            expected = t
+                .offset
+                .saturating_add(t.bytes)
+                .checked_next_multiple_of(alignment)
+                .unwrap_or(u64::MAX);
             let end = t.offset.checked_add(t.bytes);
             if end.is_none_or(|end| end > data_len) {
                 return Err(FormatError::Gguf {

@@ -106,11 +106,26 @@ pub(crate) fn failpoint(name: &str) {
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
 
+/// Refuses a symlink among `dir`'s entries (sled would follow it).
+fn refuse_links_in(dir: &Path) -> Result<(), StoreError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_symlink()) {
+            return Err(StoreError::Invalid(format!(
+                "{} is a symlink; the store never follows links out of itself (remove it, or run `modelrunner fsck --repair` to rebuild the index)",
+                e.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(StoreError::Invalid(format!(
-            "{} exists and is not a directory (symlinks are refused)",
+            "{} exists and is not a directory (symlinks are refused: the store never follows links out of itself)",
             path.display()
         ))),
         Err(_) => fs::create_dir_all(path)
@@ -150,15 +165,23 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io(format!("reading {}", layout.display()), e)),
         }
+        // The store never follows a link out of itself: every directory on the way to
+        // what it writes must be a real directory, and sled's files real files.
         for d in [
+            "blobs",
             "blobs/sha256",
+            "manifests",
             "manifests/sha256",
+            "bundles",
             "bundles/sha256",
+            "partial",
             "partial/sha256",
             "tmp",
+            "index",
         ] {
             ensure_dir(&root.join(d))?;
         }
+        refuse_links_in(&root.join("index"))?;
         // Every index change is flushed as it is made (`Store::flush`), so sled's own
         // flusher, which wakes and fsyncs every 500 ms even when nothing changed, is off.
         let db = sled::Config::new()

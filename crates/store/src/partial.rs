@@ -147,9 +147,16 @@ impl Store {
                 .file_name()
                 .to_str()
                 .is_some_and(|n| Digest::from_hex(n).is_ok());
-            if old || !named {
+            let plain = e.file_type().is_ok_and(|t| t.is_file());
+            if old || !named || !plain {
                 info!(path = %e.path().display(), "removing a stale partial download");
-                if let Err(err) = fs::remove_file(e.path()) {
+                let real_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                let removed = if real_dir {
+                    fs::remove_dir_all(e.path())
+                } else {
+                    fs::remove_file(e.path())
+                };
+                if let Err(err) = removed {
                     warn!(path = %e.path().display(), cause = %err, "cannot remove");
                 }
             }

@@ -23,6 +23,7 @@ mod index;
 mod maintenance;
 mod models;
 mod partial;
+mod record;
 
 use std::collections::HashMap;
 use std::fs;
@@ -40,6 +41,7 @@ pub use error::StoreError;
 pub use maintenance::{DiskUsage, FsckReport, GcReport};
 pub use models::{DeleteOutcome, ModelInfo};
 pub use partial::{OwnedLease, PartialBlob, PARTIAL_RETENTION};
+pub use record::Rebuilt;
 
 const LAYOUT_VERSION: &str = "modelrunner-store/1";
 
@@ -58,6 +60,11 @@ pub struct Store {
     partials: partial::OpenPartials,
     /// Counts index changes; see [`Store::generation`].
     generation: AtomicU64,
+    /// One writer of the model record at a time (`record.rs`).
+    record_lock: Mutex<()>,
+    /// Set while the index is rebuilt from the record, which is then not rewritten
+    /// until the rebuild is done.
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 /// Pins blobs for the duration of a write so that garbage collection or a concurrent
@@ -105,6 +112,24 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
+
+/// Opens sled's index under `root/index`.
+fn open_index(root: &Path) -> Result<(sled::Db, sled::Tree, sled::Tree), StoreError> {
+    let index = root.join("index");
+    let db = sled::Config::new()
+        .path(&index)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| StoreError::Index(format!("opening {}: {e}", index.display())))?;
+    let tags = db.open_tree("tags")?;
+    let models = db.open_tree("models")?;
+    // Reading every record proves the trees are sound, not just openable.
+    for kv in models.iter() {
+        kv?;
+    }
+    Ok((db, tags, models))
+}
 
 /// Refuses a symlink among `dir`'s entries (sled would follow it).
 fn refuse_links_in(dir: &Path) -> Result<(), StoreError> {
@@ -184,16 +209,23 @@ impl Store {
         refuse_links_in(&root.join("index"))?;
         // Every index change is flushed as it is made (`Store::flush`), so sled's own
         // flusher, which wakes and fsyncs every 500 ms even when nothing changed, is off.
-        let db = sled::Config::new()
-            .path(root.join("index"))
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| {
-                StoreError::Index(format!("opening {}: {e}", root.join("index").display()))
-            })?;
-        let tags = db.open_tree("tags")?;
-        let models = db.open_tree("models")?;
+        let (db, tags, models, lost_index) = match open_index(&root) {
+            Ok((db, tags, models)) => (db, tags, models, false),
+            Err(e) => {
+                // A lost or corrupt index is rebuilt from the model record below; the
+                // broken files are kept aside for inspection.
+                let index = root.join("index");
+                let aside = root.join(format!("index.broken-{}", std::process::id()));
+                warn!(cause = %e, aside = %aside.display(), "the index cannot be opened; rebuilding it from manifests/models.json");
+                let _ = fs::remove_dir_all(&aside);
+                fs::rename(&index, &aside).map_err(|err| {
+                    StoreError::io(format!("moving {} aside", index.display()), err)
+                })?;
+                ensure_dir(&index)?;
+                let (db, tags, models) = open_index(&root)?;
+                (db, tags, models, true)
+            }
+        };
         let store = Store {
             root,
             db,
@@ -203,9 +235,23 @@ impl Store {
             write_lock: Mutex::new(()),
             partials: Default::default(),
             generation: AtomicU64::new(0),
+            record_lock: Mutex::new(()),
+            rebuilding: Default::default(),
         };
         store.clean_tmp();
         store.clean_partials();
+        let empty = store.models.is_empty();
+        if lost_index || (empty && !store.read_record().unwrap_or_default().is_empty()) {
+            store.rebuilding.store(true, Ordering::SeqCst);
+            let rebuilt = store.rebuild_index();
+            store.rebuilding.store(false, Ordering::SeqCst);
+            let rebuilt = rebuilt?;
+            warn!(models = rebuilt.models, tags = rebuilt.tags, lost = ?rebuilt.lost, "the index was rebuilt");
+            store.write_record()?;
+        } else if !store.record_path().exists() {
+            // A store from before the record: write it now.
+            store.write_record()?;
+        }
         info!(root = %store.root.display(), "store opened");
         Ok(store)
     }
@@ -334,6 +380,9 @@ impl Store {
     /// change ends here.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if !self.rebuilding.load(Ordering::SeqCst) {
+            self.write_record()?;
+        }
         self.db.flush()?;
         Ok(())
     }

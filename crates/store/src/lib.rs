@@ -114,14 +114,12 @@ pub(crate) fn failpoint(name: &str) {
 pub(crate) fn failpoint(_name: &str) {}
 
 /// Opens sled's index under `root/index`.
-fn open_index(root: &Path) -> Result<(sled::Db, sled::Tree, sled::Tree), StoreError> {
-    let index = root.join("index");
+fn open_index(root: &Path) -> Result<(sled::Db, sled::Tree, sled::Tree), sled::Error> {
     let db = sled::Config::new()
-        .path(&index)
+        .path(root.join("index"))
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(None)
-        .open()
-        .map_err(|e| StoreError::Index(format!("opening {}: {e}", index.display())))?;
+        .open()?;
     let tags = db.open_tree("tags")?;
     let models = db.open_tree("models")?;
     // Reading every record proves the trees are sound, not just openable.
@@ -211,6 +209,14 @@ impl Store {
         // flusher, which wakes and fsyncs every 500 ms even when nothing changed, is off.
         let (db, tags, models, lost_index) = match open_index(&root) {
             Ok((db, tags, models)) => (db, tags, models, false),
+            // I/O trouble (another process holds the index's lock, permissions) is not
+            // damage: the index is left alone.
+            Err(sled::Error::Io(e)) => {
+                return Err(StoreError::Index(format!(
+                    "opening {}: {e}",
+                    root.join("index").display()
+                )))
+            }
             Err(e) => {
                 // A lost or corrupt index is rebuilt from the model record below; the
                 // broken files are kept aside for inspection.

@@ -95,3 +95,18 @@ fn a_corrupt_index_is_set_aside_and_rebuilt() {
     let store = Store::open(&root).unwrap();
     assert_eq!(listing(&store).len(), 1);
 }
+
+#[test]
+fn an_index_in_use_by_another_store_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let before = populated(&root, dir.path());
+    let running = Store::open(&root).unwrap();
+    let e = Store::open(&root).err().expect("two stores on one index");
+    assert!(e.to_string().contains("index"), "{e}");
+    assert!(!fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("index.broken-")));
+    assert_eq!(listing(&running), before);
+}

@@ -170,8 +170,11 @@ impl FromStr for Reference {
             return Err(invalid(input, "whitespace or control characters"));
         }
         let owned;
-        let s = if let Some(rest) = s.strip_prefix("hf.co/") {
-            owned = format!("huggingface.co/{rest}");
+        // Host names are case-insensitive: `HF.co/` is the alias too (fuzzing found
+        // `hf.Co/x` normalising to `hf.co/x`, which then parsed as another model).
+        let alias = s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("hf.co/"));
+        let s = if alias {
+            owned = format!("huggingface.co/{}", &s[6..]);
             owned.as_str()
         } else {
             s
@@ -306,6 +309,7 @@ mod tests {
                 "huggingface.co/bartowski/llama-3.2-1b-gguf:latest",
             ),
             ("hf.co/org/repo:Q4_K_M", "huggingface.co/org/repo:Q4_K_M"),
+            ("hf.Co/g0", "huggingface.co/g0:latest"),
             (
                 "huggingface.co/org/repo:Q8_0",
                 "huggingface.co/org/repo:Q8_0",

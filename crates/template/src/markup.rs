@@ -242,7 +242,10 @@ fn tag_end(src: &str, start: usize, closer: u8) -> Option<usize> {
 fn rewrite_tag(tag: &str) -> Option<String> {
     let trim = |s: &str| -> usize { usize::from(s.starts_with(['-', '+'])) };
     let open = 2 + trim(&tag[2..]);
-    let close = 2 + usize::from(tag[..tag.len() - 2].ends_with(['-', '+']));
+    // The close marker's `-`/`+` is looked for after the open marker: in `{{-}}` the
+    // two would overlap (fuzzing found the slice out of bounds).
+    let room = tag.len().checked_sub(open + 2)?;
+    let close = 2 + usize::from(room > 0 && tag[..tag.len() - 2].ends_with(['-', '+']));
     let inner = &tag[open..tag.len() - close];
     let (head, expr) = if tag.starts_with("{{") {
         ("", inner)
@@ -335,6 +338,10 @@ mod tests {
             "{{ {'a': {'b': 1}} }}",
         ] {
             assert_eq!(rewrite(same), same);
+        }
+        // Markers with no room between them pass through (fuzzing found these).
+        for odd in ["{{-}}", "{{--}}", "{%-%}", "{{}}", "{%+%}"] {
+            assert_eq!(rewrite(odd), odd);
         }
         assert!(makes_safe_strings("{{ x | safe }}"));
         assert!(makes_safe_strings("{{ x|e }}"));

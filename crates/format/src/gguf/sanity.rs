@@ -30,9 +30,8 @@ impl GgufFile {
             return Ok(());
         }
         let bad = |key: &str, why: String| FormatError::Unrunnable(format!("{key} {why}"));
-        let positive = |key: String, required: bool| -> Result<(), FormatError> {
+        let positive = |key: String| -> Result<(), FormatError> {
             match self.get(&key) {
-                None if required => Err(bad(&key, "is missing".into())),
                 None => Ok(()),
                 Some(v) => match whole(v) {
                     Some(0) => Err(bad(&key, "is 0: the model cannot run".into())),
@@ -41,9 +40,11 @@ impl GgufFile {
                 },
             }
         };
-        positive(format!("{arch}.block_count"), true)?;
-        positive(format!("{arch}.context_length"), false)?;
-        positive(format!("{arch}.embedding_length"), false)?;
+        // Absent keys are left to llama.cpp, whose message says which key of which
+        // architecture it wanted (an unknown architecture has none we could ask for).
+        positive(format!("{arch}.block_count"))?;
+        positive(format!("{arch}.context_length"))?;
+        positive(format!("{arch}.embedding_length"))?;
         let Some(tokens) = self.get("tokenizer.ggml.tokens") else {
             return Ok(());
         };

@@ -14,6 +14,8 @@ if [ -n "${CI:-}" ] && [ -n "${MODELRUNNER_TEST_WITHOUT_SHARED:-}" ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# Known advisories and bans, offline against the vendored RustSec database.
+scripts/audit.sh
 cargo build --locked --workspace --bins
 rm -f target/test-notes.txt
 cargo test --locked --workspace

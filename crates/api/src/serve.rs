@@ -40,8 +40,16 @@ impl Default for ConnLimits {
     }
 }
 
-/// What a connection over the limit is told before it is closed.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 127\r\n\r\n{\"error\":{\"message\":\"too many open connections; retry later\",\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}";
+/// What a connection over the limit is told before it is closed (its length derived
+/// from the body, never written by hand).
+fn refusal() -> Vec<u8> {
+    let body = r#"{"error":{"message":"too many open connections; retry later","type":"server_error","param":null,"code":"too_many_connections"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets the
 /// requests in progress finish.
@@ -90,7 +98,7 @@ pub async fn serve<L: axum::serve::Listener>(
 /// Tells a connection over the limit to come back later, without reading from it.
 async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io) {
     let write = async {
-        io.write_all(REFUSAL).await?;
+        io.write_all(&refusal()).await?;
         io.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
@@ -112,7 +120,8 @@ pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 mod tests {
     #[test]
     fn the_refusal_announces_its_own_length() {
-        let text = std::str::from_utf8(super::REFUSAL).unwrap();
+        let bytes = super::refusal();
+        let text = std::str::from_utf8(&bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("content-length: {}", body.len())));
         serde_json::from_str::<serde_json::Value>(body).unwrap();

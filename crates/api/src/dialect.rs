@@ -61,7 +61,12 @@ impl Dialect {
 pub(crate) async fn shape_errors(req: Request, next: Next) -> Response {
     let dialect = Dialect::of_path(req.uri().path());
     let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
+    if resp.extensions().get::<ApiError>().is_none() && is_bare_error(&resp) {
+        resp = from_bare(&method, &path, resp).await;
+    }
     if dialect == Dialect::OpenAi {
         return resp;
     }
@@ -81,6 +86,57 @@ pub(crate) async fn shape_errors(req: Request, next: Next) -> Response {
         resp.headers_mut().insert("request-id", v);
     }
     resp
+}
+
+/// An error answered by axum itself (an extractor's rejection in plain text, a 405 with
+/// no body), not by our code.
+fn is_bare_error(resp: &Response) -> bool {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    (status.is_client_error() || status.is_server_error()) && !json
+}
+
+/// The [`ApiError`] response for a bare error, its headers kept.
+async fn from_bare(method: &axum::http::Method, path: &str, resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let mut e = ApiError::bad_request(text.clone());
+    e.status = parts.status;
+    if parts.status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        let allowed: Vec<String> = crate::routes::methods_at(path)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        e.message = format!(
+            "{method} is not allowed on {path}; it answers {}",
+            allowed.join(", ")
+        );
+        e.code = Some("method_not_allowed");
+    } else if text.is_empty() {
+        e.message = parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string();
+    }
+    // "Invalid URL: Invalid UTF-8 in `name`" names its parameter.
+    if let Some(name) = text.split('`').nth(1).filter(|n| !n.is_empty()) {
+        e.param = Some(name.to_string());
+    }
+    let mut shaped = axum::response::IntoResponse::into_response(e);
+    for (k, v) in &parts.headers {
+        if k != CONTENT_TYPE && k != CONTENT_LENGTH {
+            shaped.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    shaped
 }
 
 #[cfg(test)]

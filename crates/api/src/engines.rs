@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use axum::http::StatusCode;
 use axum::Json;
 use modelrunner_scheduler::{
@@ -183,7 +185,7 @@ pub(crate) async fn configure(
 /// `GET /engines/_configure?model=`.
 pub(crate) async fn configurations(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Vec<SavedSettings>>, ApiError> {
     let id = match q.get("model").filter(|m| !m.is_empty()) {
         Some(m) => Some(model_id(&state, m).await?),

@@ -4,7 +4,8 @@
 //! Content-Type, so `curl -d '{...}'` works.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -72,6 +73,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `Query<T>` with our errors: a query string that does not decode is a 400 in the
+/// dialect's shape naming the parameter (axum's own answer is plain text).
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(q) => Ok(ApiQuery(q.0)),
+            Err(r) => Err(query_error(&r.body_text())),
+        }
+    }
+}
+
+/// The error for axum's rejection text, e.g. "Failed to deserialize query string:
+/// limit: invalid digit found in string".
+fn query_error(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let named = detail
+        .split_once(": ")
+        .filter(|(f, _)| !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    match named.map(|(f, why)| (f.to_string(), why)).or_else(|| {
+        let f = field_of("", detail)?;
+        Some((f, detail))
+    }) {
+        Some((f, why)) => ApiError::invalid(&f, format!("invalid query parameter {f}: {why}")),
+        None => ApiError::bad_request(format!("invalid query string: {detail}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +127,32 @@ mod tests {
         let e =
             from_value::<T>(&serde_json::json!({"model": "m", "max_tokens": 1e12})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Q {
+        limit: Option<u32>,
+        order: String,
+    }
+
+    #[tokio::test]
+    async fn query_errors_name_the_parameter() {
+        let at = |uri: &str| {
+            let (mut parts, _) = axum::http::Request::builder()
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts();
+            async move { ApiQuery::<Q>::from_request_parts(&mut parts, &()).await }
+        };
+        let e = at("/x?limit=null&order=asc").await.unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.param.as_deref()),
+            (400, Some("limit"))
+        );
+        let e = at("/x?limit=3").await.unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("order"), "{}", e.message);
+        assert_eq!(at("/x?limit=3&order=asc").await.unwrap().0.limit, Some(3));
     }
 }

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -60,7 +62,7 @@ pub(crate) struct LogsQuery {
 /// `GET /logs[?follow=true][&tail=N]`.
 pub(crate) async fn logs(
     State(state): State<AppState>,
-    Query(q): Query<LogsQuery>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let Some(buffer) = state.logs.clone() else {
         return Err(ApiError::not_found("this daemon keeps no log buffer"));

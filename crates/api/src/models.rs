@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
+
+use crate::extract::ApiQuery;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,7 +32,7 @@ pub(crate) async fn list_models(
 pub(crate) async fn get_or_export(
     State(state): State<AppState>,
     Path(rest): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let remote = q
         .get("remote")
@@ -158,7 +160,7 @@ async fn export_model(state: AppState, name: String) -> Result<Response, ApiErro
 pub(crate) async fn post_model_action(
     State(state): State<AppState>,
     Path(rest): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {

@@ -22,7 +22,7 @@ use crate::extract::ApiJson;
 use crate::pipeline::respond::respond;
 use crate::pipeline::{self, on_runner};
 use crate::resolve::model_spec;
-use crate::routes::{at, r, Route, JSON};
+use crate::routes::{at, r, Answer, Route, JSON};
 use crate::{ApiError, AppState};
 
 /// `POST /v1/messages`.
@@ -70,7 +70,7 @@ pub(crate) fn table() -> Vec<Route> {
         .chain(["/anthropic/v1"]);
     for p in prefixes {
         let path = format!("{p}/messages");
-        let mut m = r(
+        let m = r(
             Method::POST,
             &path,
             "anthropic",
@@ -78,17 +78,24 @@ pub(crate) fn table() -> Vec<Route> {
             Some((JSON, "Anthropic MessageCreateParams")),
             at(&path, post(messages)),
         );
-        m.streams = true;
-        t.push(m);
+        t.push(
+            m.takes("MessageCreateRequest")
+                .gives(Answer::Json("AnthropicMessage"))
+                .streaming(),
+        );
         let path = format!("{p}/messages/count_tokens");
-        t.push(r(
-            Method::POST,
-            &path,
-            "anthropic",
-            "Anthropic Messages: count a conversation's tokens",
-            Some((JSON, "Anthropic MessageCountTokensParams")),
-            at(&path, post(count_tokens)),
-        ));
+        t.push(
+            r(
+                Method::POST,
+                &path,
+                "anthropic",
+                "Anthropic Messages: count a conversation's tokens",
+                Some((JSON, "Anthropic MessageCountTokensParams")),
+                at(&path, post(count_tokens)),
+            )
+            .takes("CountTokensRequest")
+            .gives(Answer::Json("TokenCount")),
+        );
     }
     t
 }

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,7 +34,7 @@ fn default_params() -> Value {
 /// `GET /props[?model=]`.
 pub(crate) async fn props(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_or_only(&state, q.get("model").map(String::as_str)).await?;
     let spec = model_spec(&state, &model, Mode::Completion).await?;
@@ -62,7 +64,7 @@ pub(crate) async fn props(
 /// runner assigns slots itself, so which one serves which request is not shown).
 pub(crate) async fn slots(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_or_only(&state, q.get("model").map(String::as_str)).await?;
     let spec = model_spec(&state, &model, Mode::Completion).await?;

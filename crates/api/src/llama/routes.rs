@@ -5,14 +5,14 @@ use axum::routing::{get, post};
 
 use super::{completion, embedding, infill, props, rerank};
 use crate::openai::routes::PREFIXES;
-use crate::routes::{at, r, Route, JSON};
+use crate::routes::{at, r, Answer::Json, Route, JSON};
 
 /// The entries.
 pub(crate) fn table() -> Vec<Route> {
     use Method as M;
     let mut t = Vec::new();
     for path in ["/completion", "/completions"] {
-        let mut e = r(
+        let e = r(
             M::POST,
             path,
             "llama-server",
@@ -20,10 +20,13 @@ pub(crate) fn table() -> Vec<Route> {
             Some((JSON, "llama-server completion request")),
             at(path, post(completion::completion)),
         );
-        e.streams = true;
-        t.push(e);
+        t.push(
+            e.takes("NativeCompletionRequest")
+                .gives(Json("NativeCompletion"))
+                .streaming(),
+        );
     }
-    let mut fill = r(
+    let fill = r(
         M::POST,
         "/infill",
         "llama-server",
@@ -31,9 +34,12 @@ pub(crate) fn table() -> Vec<Route> {
         Some((JSON, "llama-server infill request")),
         at("/infill", post(infill::handler)),
     );
-    fill.streams = true;
-    t.push(fill);
-    let mut chat = r(
+    t.push(
+        fill.takes("InfillRequest")
+            .gives(Json("NativeCompletion"))
+            .streaming(),
+    );
+    let chat = r(
         M::POST,
         "/chat/completions",
         "llama-server",
@@ -44,17 +50,24 @@ pub(crate) fn table() -> Vec<Route> {
             post(crate::openai::chat::chat_completions),
         ),
     );
-    chat.streams = true;
-    t.push(chat);
+    t.push(
+        chat.takes("ChatCompletionRequest")
+            .gives(Json("ChatCompletion"))
+            .streaming(),
+    );
     for path in ["/embedding", "/embeddings"] {
-        t.push(r(
-            M::POST,
-            path,
-            "llama-server",
-            "llama-server: native embeddings ([{index, embedding: [[...]]}])",
-            Some((JSON, "{content, embd_normalize}")),
-            at(path, post(embedding::embedding)),
-        ));
+        t.push(
+            r(
+                M::POST,
+                path,
+                "llama-server",
+                "llama-server: native embeddings ([{index, embedding: [[...]]}])",
+                Some((JSON, "{content, embd_normalize}")),
+                at(path, post(embedding::embedding)),
+            )
+            .takes("NativeEmbeddingRequest")
+            .gives(Json("NativeEmbeddings")),
+        );
     }
     // llama-server's, Docker Model Runner's, and Cohere's v2 path.
     let mut rerank_paths: Vec<String> = [
@@ -77,33 +90,47 @@ pub(crate) fn table() -> Vec<Route> {
             "Reranking (Jina/Cohere: query, documents, top_n, return_documents; TEI: texts) with a rank-pooling model",
             Some((JSON, "{model, query, documents, top_n, return_documents}")),
             at(path, post(rerank::rerank)),
-        ));
+        )
+        .takes("RerankRequest")
+        .gives(Json("Reranked")));
     }
-    t.push(r(
-        M::GET,
-        "/props",
-        "llama-server",
-        "llama-server: the model's properties (?model=)",
-        None,
-        at("/props", get(props::props)),
-    ));
-    t.push(r(
-        M::GET,
-        "/slots",
-        "llama-server",
-        "llama-server: the loaded model's slots (?model=)",
-        None,
-        at("/slots", get(props::slots)),
-    ));
-    for path in ["/health", "/v1/health"] {
-        t.push(r(
+    t.push(
+        r(
             M::GET,
-            path,
-            "daemon",
-            "Health, no API key needed: 503 while a model loads and none is ready",
+            "/props",
+            "llama-server",
+            "llama-server: the model's properties (?model=)",
             None,
-            at(path, get(props::health)),
-        ));
+            at("/props", get(props::props)),
+        )
+        .query(&[("model", "string", false)])
+        .gives(Json("Props")),
+    );
+    t.push(
+        r(
+            M::GET,
+            "/slots",
+            "llama-server",
+            "llama-server: the loaded model's slots (?model=)",
+            None,
+            at("/slots", get(props::slots)),
+        )
+        .query(&[("model", "string", false)])
+        .gives(Json("Slots")),
+    );
+    for path in ["/health", "/v1/health"] {
+        t.push(
+            r(
+                M::GET,
+                path,
+                "daemon",
+                "Health, no API key needed: 503 while a model loads and none is ready",
+                None,
+                at(path, get(props::health)),
+            )
+            .also(&[(503, "Loading")])
+            .gives(Json("Health")),
+        );
     }
     t
 }

@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{get, post};
 
 use super::{chat, completions, embeddings, helpers, models};
-use crate::routes::{at, r, Route, JSON};
+use crate::routes::{at, r, Answer::Json, Route, JSON};
 
 /// Where the OpenAI-compatible routes live: OpenAI's own prefix, and Docker Model
 /// Runner's two.
@@ -17,100 +17,140 @@ pub(crate) fn table() -> Vec<Route> {
     let mut t = Vec::new();
     for p in PREFIXES {
         let path = |s: &str| format!("{p}{s}");
-        let mut chat_route = r(
-            M::POST,
-            &path("/chat/completions"),
-            "openai",
-            "Chat completion",
-            Some((JSON, "OpenAI chat completion request")),
-            at(&path("/chat/completions"), post(chat::chat_completions)),
+        t.push(
+            r(
+                M::POST,
+                &path("/chat/completions"),
+                "openai",
+                "Chat completion",
+                Some((JSON, "OpenAI chat completion request")),
+                at(&path("/chat/completions"), post(chat::chat_completions)),
+            )
+            .takes("ChatCompletionRequest")
+            .gives(Json("ChatCompletion"))
+            .streaming(),
         );
-        chat_route.streams = true;
-        t.push(chat_route);
-        let mut comp = r(
-            M::POST,
-            &path("/completions"),
-            "openai",
-            "Text completion",
-            Some((JSON, "OpenAI completion request")),
-            at(&path("/completions"), post(completions::completions)),
+        t.push(
+            r(
+                M::POST,
+                &path("/completions"),
+                "openai",
+                "Text completion",
+                Some((JSON, "OpenAI completion request")),
+                at(&path("/completions"), post(completions::completions)),
+            )
+            .takes("CompletionRequest")
+            .gives(Json("Completion"))
+            .streaming(),
         );
-        comp.streams = true;
-        t.push(comp);
-        t.push(r(
-            M::POST,
-            &path("/embeddings"),
-            "openai",
-            "Embeddings",
-            Some((JSON, "OpenAI embeddings request")),
-            at(&path("/embeddings"), post(embeddings::embeddings)),
-        ));
-        t.push(r(
-            M::GET,
-            &path("/models"),
-            "openai",
-            "List models",
-            None,
-            at(&path("/models"), get(models::list)),
-        ));
-        t.push(r(
-            M::GET,
-            &path("/models/{name}"),
-            "openai",
-            "One model",
-            None,
-            at(&path("/models/{*name}"), get(models::get)),
-        ));
-        t.push(r(
-            M::POST,
-            &path("/tokenize"),
-            "openai",
-            "Tokenize text",
-            Some((JSON, "{model, content, add_special, with_pieces}")),
-            at(&path("/tokenize"), post(helpers::tokenize)),
-        ));
-        t.push(r(
-            M::POST,
-            &path("/detokenize"),
-            "openai",
-            "Detokenize tokens",
-            Some((JSON, "{model, tokens}")),
-            at(&path("/detokenize"), post(helpers::detokenize)),
-        ));
-        t.push(r(
-            M::POST,
-            &path("/apply-template"),
-            "openai",
-            "Render a chat template",
-            Some((JSON, "{model, messages}")),
-            at(&path("/apply-template"), post(helpers::apply_template)),
-        ));
+        t.push(
+            r(
+                M::POST,
+                &path("/embeddings"),
+                "openai",
+                "Embeddings",
+                Some((JSON, "OpenAI embeddings request")),
+                at(&path("/embeddings"), post(embeddings::embeddings)),
+            )
+            .takes("EmbeddingsRequest")
+            .gives(Json("Embeddings")),
+        );
+        t.push(
+            r(
+                M::GET,
+                &path("/models"),
+                "openai",
+                "List models",
+                None,
+                at(&path("/models"), get(models::list)),
+            )
+            .gives(Json("ModelList")),
+        );
+        t.push(
+            r(
+                M::GET,
+                &path("/models/{name}"),
+                "openai",
+                "One model",
+                None,
+                at(&path("/models/{*name}"), get(models::get)),
+            )
+            .gives(Json("Model")),
+        );
+        t.push(
+            r(
+                M::POST,
+                &path("/tokenize"),
+                "openai",
+                "Tokenize text",
+                Some((JSON, "{model, content, add_special, with_pieces}")),
+                at(&path("/tokenize"), post(helpers::tokenize)),
+            )
+            .takes("TokenizeRequest")
+            .gives(Json("Tokens")),
+        );
+        t.push(
+            r(
+                M::POST,
+                &path("/detokenize"),
+                "openai",
+                "Detokenize tokens",
+                Some((JSON, "{model, tokens}")),
+                at(&path("/detokenize"), post(helpers::detokenize)),
+            )
+            .takes("DetokenizeRequest")
+            .gives(Json("Detokenized")),
+        );
+        t.push(
+            r(
+                M::POST,
+                &path("/apply-template"),
+                "openai",
+                "Render a chat template",
+                Some((JSON, "{model, messages}")),
+                at(&path("/apply-template"), post(helpers::apply_template)),
+            )
+            .takes("ApplyTemplateRequest")
+            .gives(Json("AppliedTemplate")),
+        );
     }
     // llama-server's own paths, without a prefix.
-    t.push(r(
-        M::POST,
-        "/tokenize",
-        "openai",
-        "Tokenize text (llama-server path)",
-        Some((JSON, "{model, content}")),
-        at("/tokenize", post(helpers::tokenize)),
-    ));
-    t.push(r(
-        M::POST,
-        "/detokenize",
-        "openai",
-        "Detokenize tokens (llama-server path)",
-        Some((JSON, "{model, tokens}")),
-        at("/detokenize", post(helpers::detokenize)),
-    ));
-    t.push(r(
-        M::POST,
-        "/apply-template",
-        "openai",
-        "Render a chat template (llama-server path)",
-        Some((JSON, "{model, messages}")),
-        at("/apply-template", post(helpers::apply_template)),
-    ));
+    t.push(
+        r(
+            M::POST,
+            "/tokenize",
+            "openai",
+            "Tokenize text (llama-server path)",
+            Some((JSON, "{model, content}")),
+            at("/tokenize", post(helpers::tokenize)),
+        )
+        .takes("TokenizeRequest")
+        .gives(Json("Tokens")),
+    );
+    t.push(
+        r(
+            M::POST,
+            "/detokenize",
+            "openai",
+            "Detokenize tokens (llama-server path)",
+            Some((JSON, "{model, tokens}")),
+            at("/detokenize", post(helpers::detokenize)),
+        )
+        .takes("DetokenizeRequest")
+        .gives(Json("Detokenized")),
+    );
+    t.push(
+        r(
+            M::POST,
+            "/apply-template",
+            "openai",
+            "Render a chat template (llama-server path)",
+            Some((JSON, "{model, messages}")),
+            at("/apply-template", post(helpers::apply_template)),
+        )
+        .takes("ApplyTemplateRequest")
+        .gives(Json("AppliedTemplate")),
+    );
 
     t
 }

@@ -13,7 +13,9 @@ pub(crate) mod stored;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use crate::extract::ApiQuery;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +28,7 @@ use tracing::{info, instrument};
 use crate::extract::ApiJson;
 use crate::pipeline::respond::{answer, respond};
 use crate::pipeline::{self, Generation};
-use crate::routes::{at, r, Route, JSON};
+use crate::routes::{at, r, Answer, Route, JSON};
 use crate::{ApiError, AppState};
 use encode::{Identity, ResponsesEncoder};
 pub use stored::Limits;
@@ -107,7 +109,7 @@ pub(crate) struct RetrieveQuery {
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<RetrieveQuery>,
+    ApiQuery(q): ApiQuery<RetrieveQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if q.stream {
         return Err(ApiError::invalid(
@@ -188,7 +190,7 @@ pub(crate) struct ItemsQuery {
 pub(crate) async fn input_items(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<ItemsQuery>,
+    ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let r = state
         .responses
@@ -244,7 +246,7 @@ pub(crate) fn table() -> Vec<Route> {
     let mut t = Vec::new();
     for p in crate::openai::routes::PREFIXES {
         let path = |s: &str| format!("{p}{s}");
-        let mut c = r(
+        let c = r(
             M::POST,
             &path("/responses"),
             "openai",
@@ -252,40 +254,60 @@ pub(crate) fn table() -> Vec<Route> {
             Some((JSON, "OpenAI ResponseCreateParams")),
             at(&path("/responses"), post(create)),
         );
-        c.streams = true;
-        t.push(c);
-        t.push(r(
-            M::GET,
-            &path("/responses/{id}"),
-            "openai",
-            "A stored response",
-            None,
-            at(&path("/responses/{id}"), get(retrieve).delete(delete)),
-        ));
-        t.push(r(
-            M::DELETE,
-            &path("/responses/{id}"),
-            "openai",
-            "Delete a stored response",
-            None,
-            crate::routes::via(&path("/responses/{id}")),
-        ));
-        t.push(r(
-            M::GET,
-            &path("/responses/{id}/input_items"),
-            "openai",
-            "A stored response's input items (?limit, order, after)",
-            None,
-            at(&path("/responses/{id}/input_items"), get(input_items)),
-        ));
-        t.push(r(
-            M::POST,
-            &path("/responses/{id}/cancel"),
-            "openai",
-            "Cancel a background response",
-            None,
-            at(&path("/responses/{id}/cancel"), post(cancel)),
-        ));
+        t.push(
+            c.takes("ResponseCreateRequest")
+                .gives(Answer::Json("Response"))
+                .streaming(),
+        );
+        t.push(
+            r(
+                M::GET,
+                &path("/responses/{id}"),
+                "openai",
+                "A stored response",
+                None,
+                at(&path("/responses/{id}"), get(retrieve).delete(delete)),
+            )
+            .gives(Answer::Json("Response")),
+        );
+        t.push(
+            r(
+                M::DELETE,
+                &path("/responses/{id}"),
+                "openai",
+                "Delete a stored response",
+                None,
+                crate::routes::via(&path("/responses/{id}")),
+            )
+            .gives(Answer::Json("ResponseDeleted")),
+        );
+        t.push(
+            r(
+                M::GET,
+                &path("/responses/{id}/input_items"),
+                "openai",
+                "A stored response's input items (?limit, order, after)",
+                None,
+                at(&path("/responses/{id}/input_items"), get(input_items)),
+            )
+            .query(&[
+                ("limit", "integer", false),
+                ("order", "string", false),
+                ("after", "string", false),
+            ])
+            .gives(Answer::Json("InputItems")),
+        );
+        t.push(
+            r(
+                M::POST,
+                &path("/responses/{id}/cancel"),
+                "openai",
+                "Cancel a background response",
+                None,
+                at(&path("/responses/{id}/cancel"), post(cancel)),
+            )
+            .gives(Answer::Json("Response")),
+        );
     }
     t
 }

@@ -4,31 +4,100 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{table, Serve, JSON};
+use super::{schemas, table, Answer, Route, Serve, JSON};
+use crate::dialect::Dialect;
+
+/// The JSON Schema component of each dialect's error envelope.
+fn error_schema(path: &str) -> &'static str {
+    match Dialect::of_path(path) {
+        Dialect::OpenAi => "Error",
+        Dialect::Anthropic => "AnthropicError",
+        Dialect::Ollama => "OllamaError",
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The `responses` object of an operation.
+fn responses(route: &Route) -> Value {
+    let stream_media = match Dialect::of_path(&route.path) {
+        Dialect::Ollama => "application/x-ndjson",
+        _ => "text/event-stream",
+    };
+    let json_body = |name: &str| {
+        let mut content = json!({ JSON: {"schema": schema_ref(name)} });
+        if route.streams {
+            content[stream_media] = json!({"schema": {"type": "string"}});
+        }
+        content
+    };
+    let description = if route.streams {
+        "OK (a JSON object, or a stream when `stream` is true)"
+    } else {
+        "OK"
+    };
+    let (status, ok) = match route.gives {
+        Some(Answer::Json(name)) => (
+            200,
+            json!({"description": description, "content": json_body(name)}),
+        ),
+        Some(Answer::JsonAt(status, name)) => (
+            status,
+            json!({"description": description, "content": json_body(name)}),
+        ),
+        Some(Answer::Media(media)) => (
+            200,
+            json!({"description": description, "content": {media: {}}}),
+        ),
+        Some(Answer::Empty(status)) => (status, json!({"description": description})),
+        None => (200, json!({"description": description})),
+    };
+    let mut all = json!({
+        status.to_string(): ok,
+        "default": {"description": "Error", "content": {JSON: {"schema": schema_ref(error_schema(&route.path))}}},
+    });
+    for (status, name) in route.also {
+        all[status.to_string()] =
+            json!({"description": name, "content": {JSON: {"schema": schema_ref(name)}}});
+    }
+    all
+}
+
+/// The parameters of an operation: its path's, then its query's.
+fn parameters(route: &Route) -> Vec<Value> {
+    let path = route
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let what = match name {
+                "name" => "a model reference (may contain /)",
+                "id" => "a stored response's ID",
+                _ => "a blob digest, sha256:<hex>",
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "description": what})
+        });
+    let query = route.query.iter().map(|(name, kind, required)| {
+        json!({"name": name, "in": "query", "required": required, "schema": {"type": kind}})
+    });
+    path.chain(query).collect()
+}
 
 /// The OpenAPI 3.1 document of the table.
 pub(crate) fn openapi() -> Value {
+    let components = schemas::components();
     let mut paths = serde_json::Map::new();
     for route in table() {
-        let params: Vec<Value> = route
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| {
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
-                               "description": "a model reference (may contain /)"})
-            })
-            .collect();
         let mut op = json!({
             "summary": route.summary,
             "tags": [route.tag],
             "operationId": format!("{}{}", route.method.as_str().to_ascii_lowercase(),
                 route.path.replace(['/', '{', '}', '.', '-'], "_")),
-            "responses": {
-                "200": {"description": if route.streams { "OK (a JSON object, or a stream when `stream` is true)" } else { "OK" }},
-                "default": {"description": "Error", "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
+            "responses": responses(&route),
         });
+        let params = parameters(&route);
         if !params.is_empty() {
             op["parameters"] = json!(params);
         }
@@ -39,7 +108,17 @@ pub(crate) fn openapi() -> Value {
             op["x-route"] = json!(axum_path);
         }
         if let Some((media, what)) = route.body {
-            op["requestBody"] = json!({"description": what, "content": {media: {"schema": {"type": if media == JSON { "object" } else { "string" }}}}});
+            let schema = match route.takes {
+                Some(name) => schema_ref(name),
+                None => json!({"type": "string", "format": "binary"}),
+            };
+            // A body is required when its schema requires a field.
+            let required = route.takes.is_none_or(|name| {
+                components[name]["required"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+            });
+            op["requestBody"] = json!({"description": what, "required": required, "content": {media: {"schema": schema}}});
         }
         let entry = paths.entry(route.path.clone()).or_insert_with(|| json!({}));
         entry[route.method.as_str().to_ascii_lowercase()] = op;
@@ -49,17 +128,14 @@ pub(crate) fn openapi() -> Value {
         "info": {
             "title": "modelrunnerd",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "OpenAI-compatible inference and Docker Model Runner's model API.",
+            "description": "OpenAI-, Anthropic-, Ollama- and llama-server-compatible inference, and Docker Model Runner's model API.",
         },
         "paths": paths,
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                 "description": "Required when the daemon has API keys (not for /health)"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object",
-                "properties": {"message": {"type": "string"}, "type": {"type": "string"},
-                               "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}},
+            "schemas": components,
         },
     })
 }
@@ -111,6 +187,58 @@ mod tests {
             .map(|ops| ops.as_object().unwrap().len())
             .sum();
         assert_eq!(documented, t.len(), "one operation per table entry");
+    }
+
+    /// Every `$ref` in `v`.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_operation_has_its_schemas_and_every_reference_resolves() {
+        for route in table() {
+            let what = format!("{} {}", route.method, route.path);
+            assert!(route.gives.is_some(), "{what} says nothing of its answer");
+            if route.body.is_some_and(|(media, _)| media == JSON) {
+                assert!(route.takes.is_some(), "{what} has no request schema");
+            }
+        }
+        let doc = openapi();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        let components = doc["components"]["schemas"].as_object().unwrap();
+        for r in &all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(components.contains_key(name), "{r} is not defined");
+        }
+        for name in components.keys() {
+            let used = all.iter().any(|r| r.ends_with(&format!("/{name}")));
+            assert!(used, "schema {name} is defined and never used");
+        }
+    }
+
+    #[test]
+    fn errors_have_the_shape_of_their_dialect() {
+        let doc = openapi();
+        let default = |path: &str, m: &str| {
+            doc["paths"][path][m]["responses"]["default"]["content"][JSON]["schema"]["$ref"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(default("/v1/messages", "post").ends_with("/AnthropicError"));
+        assert!(default("/api/chat", "post").ends_with("/OllamaError"));
+        assert!(default("/v1/chat/completions", "post").ends_with("/Error"));
+        assert!(default("/models/{name}", "get").ends_with("/Error"));
     }
 
     /// The router over an empty store.

@@ -1,0 +1,70 @@
+//! The JSON Schemas of request and response bodies, by component name, for
+//! `/openapi.json`. Each route names its schemas in the table (`Route::takes`,
+//! `Route::gives`); a test checks that every name it uses is defined here.
+//!
+//! Request schemas describe what the decoders read (unknown fields are ignored, as
+//! every dialect's reference server does); response schemas require what the encoders
+//! always write, so that a client generated from the document can rely on it.
+
+use serde_json::{json, Map, Value};
+
+mod daemon;
+mod messages;
+mod ollama;
+mod openai;
+
+/// Every component schema.
+pub(crate) fn components() -> Map<String, Value> {
+    let mut all = Map::new();
+    for (name, schema) in openai::schemas()
+        .into_iter()
+        .chain(messages::schemas())
+        .chain(ollama::schemas())
+        .chain(daemon::schemas())
+    {
+        let old = all.insert(name.to_string(), schema);
+        assert!(old.is_none(), "schema {name} is defined twice");
+    }
+    all
+}
+
+/// An object with these required properties.
+pub(super) fn obj(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// An array of `items`.
+pub(super) fn arr(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+/// `schema` or null.
+pub(super) fn or_null(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+/// A reference to another component.
+pub(super) fn to(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// Any of these schemas.
+pub(super) fn any(of: Value) -> Value {
+    json!({ "anyOf": of })
+}
+
+/// A string, an integer, a number, a boolean.
+pub(super) const S: &str = "string";
+pub(super) const I: &str = "integer";
+pub(super) const N: &str = "number";
+pub(super) const B: &str = "boolean";
+
+/// `{"type": t}`.
+pub(super) fn t(t: &str) -> Value {
+    json!({ "type": t })
+}
+
+/// A string, or a list of strings.
+pub(super) fn one_or_many(item: Value) -> Value {
+    any(json!([item.clone(), arr(item)]))
+}

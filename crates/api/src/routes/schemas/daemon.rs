@@ -3,14 +3,18 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, obj, one_or_many, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, one_or_many, t, to, B, I, N, S};
 
 fn native_sampling() -> Value {
     json!({
-        "model": t(S), "n_predict": t(I), "temperature": t(N), "top_k": t(I), "top_p": t(N),
-        "min_p": t(N), "typical_p": t(N), "repeat_penalty": t(N), "repeat_last_n": t(I),
-        "presence_penalty": t(N), "frequency_penalty": t(N), "seed": t(I),
-        "stop": arr(t(S)), "stream": t(B), "n_probs": t(I), "grammar": t(S),
+        "model": t(S), "n_predict": t(I), "temperature": bounded("temperature"),
+        "top_k": bounded("top_k"), "top_p": bounded("top_p"), "min_p": bounded("min_p"),
+        "typical_p": t(N), "repeat_penalty": bounded("repeat_penalty"),
+        "repeat_last_n": bounded("repeat_last_n"),
+        "presence_penalty": bounded("presence_penalty"),
+        "frequency_penalty": bounded("frequency_penalty"), "seed": t(I),
+        "stop": arr(json!({"type": "string", "minLength": 1})), "stream": t(B),
+        "n_probs": bounded("logprobs"), "grammar": t(S),
         "json_schema": {"type": "object"}, "cache_prompt": t(B), "ignore_eos": t(B),
         "samplers": one_or_many(t(S)), "id_slot": t(I), "return_tokens": t(B),
     })

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, obj, or_null, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, or_null, t, to, B, I, S};
 
 fn block() -> Value {
     obj(
@@ -24,10 +24,10 @@ fn anthropic_tool() -> Value {
 fn conversation() -> Value {
     json!({
         "model": t(S),
-        "messages": arr(obj(&["role", "content"], json!({
+        "messages": {"type": "array", "minItems": 1, "items": obj(&["role", "content"], json!({
             "role": {"enum": ["user", "assistant"]},
             "content": any(json!([t(S), arr(to("ContentBlock"))])),
-        }))),
+        }))},
         "system": any(json!([t(S), arr(to("ContentBlock"))])),
         "tools": arr(anthropic_tool()),
         "tool_choice": obj(&["type"], json!({"type": t(S), "name": t(S)})),
@@ -38,12 +38,12 @@ fn conversation() -> Value {
 fn message_request() -> Value {
     let mut props = conversation();
     let extra = json!({
-        "max_tokens": t(I),
+        "max_tokens": bounded("max_tokens"),
         "stream": t(B),
-        "stop_sequences": arr(t(S)),
-        "temperature": t(N),
-        "top_p": t(N),
-        "top_k": t(I),
+        "stop_sequences": arr(json!({"type": "string", "minLength": 1})),
+        "temperature": bounded("temperature"),
+        "top_p": bounded("top_p"),
+        "top_k": bounded("top_k"),
         "metadata": {"type": "object"},
     });
     for (k, v) in extra.as_object().expect("an object") {
@@ -85,9 +85,9 @@ fn response_request() -> Value {
             "model": t(S),
             "input": any(json!([t(S), arr(item)])),
             "instructions": or_null(t(S)),
-            "max_output_tokens": or_null(t(I)),
-            "temperature": or_null(t(N)),
-            "top_p": or_null(t(N)),
+            "max_output_tokens": or_null(bounded("max_output_tokens")),
+            "temperature": or_null(bounded("temperature")),
+            "top_p": or_null(bounded("top_p")),
             "stream": or_null(t(B)),
             "store": or_null(t(B)),
             "background": or_null(t(B)),

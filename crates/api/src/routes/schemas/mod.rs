@@ -68,3 +68,27 @@ pub(super) fn t(t: &str) -> Value {
 pub(super) fn one_or_many(item: Value) -> Value {
     any(json!([item.clone(), arr(item)]))
 }
+
+/// A sampling parameter with the bounds every request is held to
+/// (`modelrunner_protocol::request::limits`), so that the document cannot promise more
+/// than the validation accepts.
+pub(super) fn bounded(param: &str) -> Value {
+    use modelrunner_protocol::request::limits as l;
+    let number = |(lo, hi): (f32, f32)| json!({"type": "number", "minimum": lo, "maximum": hi});
+    let whole = |(lo, hi): (i32, i32)| json!({"type": "integer", "minimum": lo, "maximum": hi});
+    match param {
+        "temperature" => number(l::TEMPERATURE),
+        "top_p" => number(l::TOP_P),
+        "min_p" => number(l::MIN_P),
+        "repeat_penalty" => number(l::REPEAT_PENALTY),
+        "presence_penalty" | "frequency_penalty" => number(l::PENALTY),
+        "top_k" => whole(l::TOP_K),
+        "repeat_last_n" => whole(l::REPEAT_LAST_N),
+        "logprobs" => whole((0, l::LOGPROBS as i32)),
+        "stop" => {
+            one_or_many(json!({"type": "string", "minLength": 1, "maxLength": l::STOP_BYTES}))
+        }
+        // Generation lengths: at least one token.
+        _ => json!({"type": "integer", "minimum": 1}),
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, obj, one_or_many, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, one_or_many, t, to, B, I, N, S};
 
 /// What every generating request may carry.
 fn common() -> Value {
@@ -27,10 +27,13 @@ fn options() -> Value {
     let mut o = obj(
         &[],
         json!({
-            "num_ctx": t(I), "num_predict": t(I), "temperature": t(N), "top_k": t(I),
-            "top_p": t(N), "min_p": t(N), "seed": t(I), "stop": arr(t(S)),
-            "repeat_penalty": t(N), "repeat_last_n": t(I), "presence_penalty": t(N),
-            "frequency_penalty": t(N), "num_keep": t(I),
+            "num_ctx": bounded("num_ctx"), "num_predict": t(I),
+            "temperature": bounded("temperature"), "top_k": bounded("top_k"),
+            "top_p": bounded("top_p"), "min_p": bounded("min_p"), "seed": t(I),
+            "stop": arr(json!({"type": "string", "minLength": 1})),
+            "repeat_penalty": bounded("repeat_penalty"), "repeat_last_n": bounded("repeat_last_n"),
+            "presence_penalty": bounded("presence_penalty"),
+            "frequency_penalty": bounded("frequency_penalty"), "num_keep": t(I),
         }),
     );
     o["description"] = json!("Ollama's model options; unknown ones are ignored");

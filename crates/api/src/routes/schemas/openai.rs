@@ -3,21 +3,21 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, obj, one_or_many, or_null, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, or_null, t, to, B, I, N, S};
 
 /// Sampling fields the chat and completions requests share.
 fn sampling() -> Value {
     json!({
         "model": t(S),
-        "max_tokens": or_null(t(I)),
-        "temperature": or_null(t(N)),
-        "top_p": or_null(t(N)),
-        "n": or_null(t(I)),
+        "max_tokens": or_null(bounded("max_tokens")),
+        "temperature": or_null(bounded("temperature")),
+        "top_p": or_null(bounded("top_p")),
+        "n": or_null(json!({"type": "integer", "minimum": 1, "maximum": 8})),
         "stream": or_null(t(B)),
         "stream_options": or_null(obj(&[], json!({"include_usage": t(B)}))),
-        "stop": or_null(one_or_many(t(S))),
-        "presence_penalty": or_null(t(N)),
-        "frequency_penalty": or_null(t(N)),
+        "stop": or_null(bounded("stop")),
+        "presence_penalty": or_null(bounded("presence_penalty")),
+        "frequency_penalty": or_null(bounded("frequency_penalty")),
         "seed": or_null(t(I)),
         "logit_bias": or_null(json!({"type": "object", "additionalProperties": t(N)})),
         "user": or_null(t(S)),
@@ -81,10 +81,10 @@ fn chat_request() -> Value {
         with(
             sampling(),
             json!({
-                "messages": arr(to("ChatMessage")),
-                "max_completion_tokens": or_null(t(I)),
+                "messages": {"type": "array", "items": to("ChatMessage"), "minItems": 1},
+                "max_completion_tokens": or_null(bounded("max_completion_tokens")),
                 "logprobs": or_null(t(B)),
-                "top_logprobs": or_null(t(I)),
+                "top_logprobs": or_null(bounded("logprobs")),
                 "response_format": or_null(obj(&["type"], json!({"type": t(S), "json_schema": {}}))),
                 "tools": or_null(arr(tool)),
                 "tool_choice": or_null(any(json!([t(S), {"type": "object"}]))),
@@ -131,7 +131,7 @@ fn completion_request() -> Value {
         &["model", "prompt"],
         with(
             sampling(),
-            json!({"prompt": prompt, "logprobs": or_null(t(I)), "echo": or_null(t(B)),
+            json!({"prompt": prompt, "logprobs": or_null(bounded("logprobs")), "echo": or_null(t(B)),
                    "suffix": or_null(t(S)), "best_of": or_null(t(I))}),
         ),
     )

@@ -62,10 +62,10 @@ pub(crate) async fn shape_errors(req: Request, next: Next) -> Response {
     let dialect = Dialect::of_path(req.uri().path());
     let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     let mut resp = next.run(req).await;
     if resp.extensions().get::<ApiError>().is_none() && is_bare_error(&resp) {
-        resp = from_bare(&method, &path, resp).await;
+        resp = from_bare(&method, uri.path(), resp).await;
     }
     if dialect == Dialect::OpenAi {
         return resp;

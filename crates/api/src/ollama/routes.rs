@@ -11,9 +11,10 @@ use crate::routes::{at, r, Answer, Route, JSON};
 pub(crate) fn table() -> Vec<Route> {
     use Method as M;
     let mut t = Vec::new();
-    let gen = |path: &str, summary, handler, takes, gives| {
+    // Every request with a JSON body; the generating ones stream.
+    let request = |m, path: &str, summary, handler, takes, gives| {
         r(
-            M::POST,
+            m,
             path,
             "ollama",
             summary,
@@ -21,8 +22,10 @@ pub(crate) fn table() -> Vec<Route> {
             at(path, handler),
         )
         .takes(takes)
-        .gives(Answer::Json(gives))
-        .streaming()
+        .gives(gives)
+    };
+    let gen = |path: &str, summary, handler, takes, gives| {
+        request(M::POST, path, summary, handler, takes, Answer::Json(gives)).streaming()
     };
     t.push(gen(
         "/api/chat",
@@ -102,18 +105,7 @@ pub(crate) fn table() -> Vec<Route> {
         ),
     ];
     for (m, path, summary, handler, takes, gives) in plain {
-        t.push(
-            r(
-                m,
-                path,
-                "ollama",
-                summary,
-                Some((JSON, "Ollama request")),
-                at(path, handler),
-            )
-            .takes(takes)
-            .gives(gives),
-        );
+        t.push(request(m, path, summary, handler, takes, gives));
     }
     let listings = [
         (

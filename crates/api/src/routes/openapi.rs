@@ -16,10 +16,6 @@ fn error_schema(path: &str) -> &'static str {
     }
 }
 
-fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
 /// The `responses` object of an operation.
 fn responses(route: &Route) -> Value {
     let stream_media = match Dialect::of_path(&route.path) {
@@ -27,7 +23,7 @@ fn responses(route: &Route) -> Value {
         _ => "text/event-stream",
     };
     let json_body = |name: &str| {
-        let mut content = json!({ JSON: {"schema": schema_ref(name)} });
+        let mut content = json!({ JSON: {"schema": schemas::to(name)} });
         if route.streams {
             content[stream_media] = json!({"schema": {"type": "string"}});
         }
@@ -56,11 +52,11 @@ fn responses(route: &Route) -> Value {
     };
     let mut all = json!({
         status.to_string(): ok,
-        "default": {"description": "Error", "content": {JSON: {"schema": schema_ref(error_schema(&route.path))}}},
+        "default": {"description": "Error", "content": {JSON: {"schema": schemas::to(error_schema(&route.path))}}},
     });
     for (status, name) in route.also {
         all[status.to_string()] =
-            json!({"description": name, "content": {JSON: {"schema": schema_ref(name)}}});
+            json!({"description": name, "content": {JSON: {"schema": schemas::to(name)}}});
     }
     all
 }
@@ -109,7 +105,7 @@ pub(crate) fn openapi() -> Value {
         }
         if let Some((media, what)) = route.body {
             let schema = match route.takes {
-                Some(name) => schema_ref(name),
+                Some(name) => schemas::to(name),
                 None => json!({"type": "string", "format": "binary"}),
             };
             // A body is required when its schema requires a field.

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, bounded, obj, one_or_many, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, one_or_many, t, to, with, B, I, N, S};
 
 fn native_sampling() -> Value {
     json!({
@@ -18,13 +18,6 @@ fn native_sampling() -> Value {
         "json_schema": {"type": "object"}, "cache_prompt": t(B), "ignore_eos": t(B),
         "samplers": one_or_many(t(S)), "id_slot": t(I), "return_tokens": t(B),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().expect("an object") {
-        base[k] = v.clone();
-    }
-    base
 }
 
 fn native_completion() -> Value {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, bounded, obj, or_null, t, to, B, I, S};
+use super::{any, arr, bounded, obj, or_null, t, to, with, B, I, S};
 
 fn block() -> Value {
     obj(
@@ -36,8 +36,9 @@ fn conversation() -> Value {
 }
 
 fn message_request() -> Value {
-    let mut props = conversation();
-    let extra = json!({
+    let props = with(
+        conversation(),
+        json!({
         "max_tokens": bounded("max_tokens"),
         "stream": t(B),
         "stop_sequences": arr(json!({"type": "string", "minLength": 1})),
@@ -45,10 +46,8 @@ fn message_request() -> Value {
         "top_p": bounded("top_p"),
         "top_k": bounded("top_k"),
         "metadata": {"type": "object"},
-    });
-    for (k, v) in extra.as_object().expect("an object") {
-        props[k] = v.clone();
-    }
+        }),
+    );
     obj(&["model", "max_tokens", "messages"], props)
 }
 

@@ -53,7 +53,7 @@ pub(super) fn any(of: Value) -> Value {
     json!({ "anyOf": of })
 }
 
-/// A string, an integer, a number, a boolean.
+/// The JSON Schema types, for [`t`].
 pub(super) const S: &str = "string";
 pub(super) const I: &str = "integer";
 pub(super) const N: &str = "number";
@@ -64,7 +64,15 @@ pub(super) fn t(t: &str) -> Value {
     json!({ "type": t })
 }
 
-/// A string, or a list of strings.
+/// `base` with the properties of `extra` added (or replaced).
+pub(super) fn with(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().expect("an object") {
+        base[k] = v.clone();
+    }
+    base
+}
+
+/// One `item`, or a list of them.
 pub(super) fn one_or_many(item: Value) -> Value {
     any(json!([item.clone(), arr(item)]))
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, bounded, obj, one_or_many, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, one_or_many, t, to, with, B, I, N, S};
 
 /// What every generating request may carry.
 fn common() -> Value {
@@ -14,13 +14,6 @@ fn common() -> Value {
         "keep_alive": any(json!([t(S), t(N)])),
         "think": any(json!([t(B), t(S)])),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().expect("an object") {
-        base[k] = v.clone();
-    }
-    base
 }
 
 fn options() -> Value {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{any, arr, bounded, obj, or_null, t, to, B, I, N, S};
+use super::{any, arr, bounded, obj, or_null, t, to, with, B, I, N, S};
 
 /// Sampling fields the chat and completions requests share.
 fn sampling() -> Value {
@@ -22,15 +22,6 @@ fn sampling() -> Value {
         "logit_bias": or_null(json!({"type": "object", "additionalProperties": t(N)})),
         "user": or_null(t(S)),
     })
-}
-
-/// Merges the properties of `extra` into `base`.
-fn with(mut base: Value, extra: Value) -> Value {
-    let m = base.as_object_mut().expect("an object");
-    for (k, v) in extra.as_object().expect("an object") {
-        m.insert(k.clone(), v.clone());
-    }
-    base
 }
 
 fn usage() -> Value {

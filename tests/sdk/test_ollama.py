@@ -158,12 +158,12 @@ def tools():
     assert r.done, r
     # A forced call (tool_choice is this daemon's extension), read with the client's type.
     body = {"model": TOOLS_MODEL, "messages": ASK, "tools": [WEATHER], "tool_choice": "required", "stream": False, "think": False, "options": {"temperature": 0, "num_predict": 100}}
-    raw = httpx.post(f"{HOST}/api/chat", json=body, timeout=60).json()
+    raw = httpx.post(f"{HOST}/api/chat", json=body, timeout=300).json()
     r = ollama.ChatResponse.model_validate(raw)
     call = r.message.tool_calls[0]
     assert call.function.name == "get_weather" and isinstance(call.function.arguments["city"], str), call
     body["stream"] = True
-    with httpx.stream("POST", f"{HOST}/api/chat", json=body, timeout=60) as s:
+    with httpx.stream("POST", f"{HOST}/api/chat", json=body, timeout=300) as s:
         lines = [ollama.ChatResponse.model_validate(json.loads(l)) for l in s.iter_lines() if l]
     calls = [c for l in lines for c in (l.message.tool_calls or [])]
     assert calls and all(c.function.name == "get_weather" and isinstance(c.function.arguments["city"], str) for c in calls), lines

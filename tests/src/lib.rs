@@ -77,7 +77,7 @@ impl Daemon {
 
     /// Starts a daemon on an existing store with extra environment. `DOCKER_CONFIG`
     /// points into the scratch directory unless `env` sets it, so the user's own
-    /// credentials never reach a test.
+    /// credentials never reach a test; runners use one thread unless `env` says otherwise.
     pub fn start_full(
         dir: tempfile::TempDir,
         store: PathBuf,
@@ -86,6 +86,10 @@ impl Daemon {
     ) -> Daemon {
         let mut cmd = Command::new(bin("modelrunnerd"));
         cmd.env("DOCKER_CONFIG", dir.path().join("no-docker-config"));
+        // One generation thread per runner: tests run side by side on a few cores, and
+        // llama.cpp's threads spin at their barriers, so oversubscribed runners slow each
+        // other down a hundredfold (a 12-token answer took 9 s in CI). `env` may override.
+        cmd.env("MODELRUNNER_THREADS", "1");
         for (k, v) in env {
             cmd.env(k, v);
         }

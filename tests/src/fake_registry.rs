@@ -79,6 +79,23 @@ struct State {
     faults: HashMap<String, VecDeque<Fault>>,
     seen: Vec<Seen>,
     basic: Option<String>,
+    routes: HashMap<String, Route>,
+}
+
+/// Response headers, as names and values.
+pub type Headers = Vec<(String, String)>;
+
+/// A fixed answer for one path (with its query, or without to match any query).
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Headers,
+    /// Body.
+    pub body: Vec<u8>,
+    /// The `Authorization` value required; others get `refused` (status, headers).
+    pub auth: Option<(String, u16, Headers)>,
 }
 
 /// The fake registry; serves until dropped (its thread lingers harmlessly).
@@ -143,6 +160,15 @@ impl FakeRegistry {
             .entry(path.to_string())
             .or_default()
             .extend(faults);
+    }
+
+    /// Answers `path` (with its query, or without for any query) with `route`.
+    pub fn route(&self, path: &str, route: Route) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_string(), route);
     }
 
     /// Sends upload sessions to `base` (`http://host:port`), another server.
@@ -233,7 +259,7 @@ fn answer(
     body: Vec<u8>,
 ) -> bool {
     let bare = path.split('?').next().unwrap_or("").to_string();
-    let (fault, basic, manifest, blob) = {
+    let (fault, basic, manifest, blob, route) = {
         let mut s = st.lock().unwrap();
         s.seen.push(Seen {
             method: method.clone(),
@@ -245,14 +271,27 @@ fn answer(
         let blob = bare
             .rsplit_once("/blobs/")
             .and_then(|(_, d)| s.blobs.get(d).cloned());
+        let route = s.routes.get(&path).or(s.routes.get(&bare)).cloned();
         (
             fault,
             s.basic.clone(),
             s.manifests.get(&bare).cloned(),
             blob,
+            route,
         )
     };
     let head = method == "HEAD";
+    fn hs(v: &[(String, String)]) -> Vec<(&str, String)> {
+        v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    }
+    if let Some(r) = route {
+        if let Some((want, status, refused)) = &r.auth {
+            if headers.get("authorization") != Some(want) {
+                return respond(out, *status, &hs(refused), b"", head);
+            }
+        }
+        return respond(out, r.status, &hs(&r.headers), &r.body, head);
+    }
     if let Some(want) = basic {
         if bare.starts_with("/v2/") && headers.get("authorization") != Some(&want) {
             return respond(

@@ -2,6 +2,7 @@
 //! run the `modelrunner` CLI against it.
 #![deny(missing_docs)]
 
+pub mod fake_hub;
 pub mod fake_registry;
 pub mod registry;
 pub mod serving;

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use modelrunner_format::config::ParsedConfig;
 use modelrunner_format::{Manifest, Reference};
 use modelrunner_registry::progress::Sink;
-use modelrunner_registry::{Kind, Mode, Progress, RegistryError};
+use modelrunner_registry::{is_hub, Kind, Mode, Progress, RegistryError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{info, instrument, warn, Instrument};
@@ -79,6 +79,9 @@ pub(crate) async fn start_pull(
     token: Option<String>,
 ) -> Result<Transfer, ApiError> {
     let reference = parse_reference(from, param)?;
+    if is_hub(&reference) {
+        return start_hub_pull(state, reference, token).await;
+    }
     let mut resolved = state.registry.resolve(&reference, token).await?;
     // Refusals (a manifest that contradicts the store) get their status before streaming.
     state
@@ -94,6 +97,35 @@ pub(crate) async fn start_pull(
             .await
     });
     Ok(Transfer { rx, guard, blobs })
+}
+
+/// A pull from the Hugging Face Hub, started once the Hub has listed the files chosen.
+async fn start_hub_pull(
+    state: AppState,
+    reference: Reference,
+    token: Option<String>,
+) -> Result<Transfer, ApiError> {
+    let resolved = state.registry.resolve_hub(&reference, token).await?;
+    info!(reference = %reference, commit = %resolved.commit, quant = %resolved.quant, "pulling from the Hub");
+    let blobs = resolved.descriptors();
+    let (rx, guard) = spawn_transfer(Mode::Pull, move |sink| async move {
+        state
+            .registry
+            .pull_hub(&state.store, resolved, &reference, sink)
+            .await
+    });
+    Ok(Transfer { rx, guard, blobs })
+}
+
+/// Refuses what only OCI registries do (push, remote inspect) for a Hub reference.
+fn not_on_hub(reference: &Reference, what: &str, param: &str) -> Result<(), ApiError> {
+    if is_hub(reference) {
+        return Err(ApiError::bad_request(format!(
+            "{reference} is on the Hugging Face Hub, which is not an OCI registry: {what} works with OCI registries only"
+        ))
+        .param(param));
+    }
+    Ok(())
 }
 
 /// `POST /models/{name}/push`: push a stored model under its name.
@@ -123,6 +155,7 @@ pub(crate) async fn start_push(
     token: Option<String>,
 ) -> Result<Transfer, ApiError> {
     let target = parse_reference(name, param)?;
+    not_on_hub(&target, "push", param)?;
     let store = state.store.clone();
     let lookup = name.to_string();
     let (model, manifest) = blocking(move || {
@@ -153,6 +186,7 @@ pub(crate) async fn inspect_remote(
     name: String,
 ) -> Result<Json<ModelJson>, ApiError> {
     let reference = parse_reference(&name, "name")?;
+    not_on_hub(&reference, "remote inspection", "name")?;
     let resolved = state.registry.resolve(&reference, None).await?;
     let config = resolved
         .session

@@ -20,14 +20,31 @@ pub async fn pull(c: &Client, model: &str, json: bool) -> anyhow::Result<()> {
 
 /// A pull whose plain lines go to stderr (when stdout carries something else).
 pub async fn pull_to(c: &Client, model: &str, json: bool, stderr: bool) -> anyhow::Result<()> {
+    let mut body = json!({ "from": model });
+    if let Some(token) = hub_token(model) {
+        body["bearer-token"] = json!(token);
+    }
     let resp = c
         .send(
             c.request(Method::POST, "/models/create")
                 .header("accept", "application/json")
-                .json(&json!({ "from": model })),
+                .json(&body),
         )
         .await?;
     render(resp, json, stderr).await
+}
+
+/// The caller's `HF_TOKEN`, for a Hugging Face reference (as Docker's CLI sends it):
+/// the daemon sends it to the Hub only, and uses its own token when this is not set.
+fn hub_token(model: &str) -> Option<String> {
+    let hub = ["hf.co/", "huggingface.co/"].iter().any(|p| {
+        model.len() > p.len()
+            && model
+                .get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    });
+    let token = std::env::var("HF_TOKEN").ok()?;
+    (hub && !token.trim().is_empty()).then(|| token.trim().to_string())
 }
 
 /// `push MODEL`.

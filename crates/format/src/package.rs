@@ -326,23 +326,43 @@ impl Plan {
         let mut layers = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
             let digest = hash_file(&l.path, l.size, progress)?;
-            let media_type = match self.format {
-                PackageFormat::Docker => l.media_type,
-                PackageFormat::Cncf => cncf_media_type(l.media_type),
-            };
-            layers.push((
-                l.path.clone(),
-                Descriptor {
-                    media_type: media_type.to_string(),
-                    size: l.size,
-                    digest,
-                    urls: None,
-                    annotations: Some(l.annotations.clone()),
-                    artifact_type: None,
-                },
-            ));
+            layers.push((l.path.clone(), self.descriptor(l, digest)));
         }
         Ok(self.assemble(layers))
+    }
+
+    /// Builds config and manifest with digests already verified elsewhere (a download
+    /// checked against its source's sha256), one per layer in order, without hashing.
+    pub fn build_known(&self, digests: &[Digest]) -> Result<Built, FormatError> {
+        if digests.len() != self.layers.len() {
+            return Err(err(format!(
+                "{} digests for {} layers",
+                digests.len(),
+                self.layers.len()
+            )));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .zip(digests)
+            .map(|(l, d)| (l.path.clone(), self.descriptor(l, *d)))
+            .collect();
+        Ok(self.assemble(layers))
+    }
+
+    fn descriptor(&self, l: &PlannedLayer, digest: Digest) -> Descriptor {
+        let media_type = match self.format {
+            PackageFormat::Docker => l.media_type,
+            PackageFormat::Cncf => cncf_media_type(l.media_type),
+        };
+        Descriptor {
+            media_type: media_type.to_string(),
+            size: l.size,
+            digest,
+            urls: None,
+            annotations: Some(l.annotations.clone()),
+            artifact_type: None,
+        }
     }
 
     /// Builds config and manifest for layers whose digests are known.

@@ -102,7 +102,12 @@ impl Registry {
         &self.config
     }
 
-    fn client_for(&self, host: &str) -> reqwest::Client {
+    /// The first retry pause of a session.
+    pub(crate) fn backoff(&self) -> Duration {
+        self.backoff
+    }
+
+    pub(crate) fn client_for(&self, host: &str) -> reqwest::Client {
         if self.config.is_insecure(host) {
             self.lenient.clone()
         } else {

@@ -31,6 +31,23 @@ pub struct RegistryConfig {
     /// Milliseconds without a byte before a transfer is abandoned and retried
     /// (default 30000).
     pub stall_timeout_ms: Option<u64>,
+    /// The Hugging Face Hub (`HF_ENDPOINT`; default `https://huggingface.co`), for
+    /// mirrors and tests.
+    pub hf_endpoint: Option<String>,
+    /// The Hugging Face token (`HF_TOKEN`), sent to the Hub's origin only.
+    #[serde(skip_serializing)]
+    pub hf_token: Option<Secret>,
+}
+
+/// A credential: deserialised as a plain string, never printed or serialised.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl RegistryConfig {
@@ -42,6 +59,24 @@ impl RegistryConfig {
     /// How long a transfer may go without a byte.
     pub fn stall_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.stall_timeout_ms.unwrap_or(30_000).max(100))
+    }
+
+    /// The Hub's base URL, without trailing slashes.
+    pub fn hub_endpoint(&self) -> String {
+        let e = self
+            .hf_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        e.unwrap_or(crate::hub::DEFAULT_ENDPOINT)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The Hub token, when one is set and not blank.
+    pub fn hub_token(&self) -> Option<String> {
+        let t = self.hf_token.as_ref()?.0.trim();
+        (!t.is_empty()).then(|| t.to_string())
     }
 
     /// Layers moved at once (default 4).

@@ -8,6 +8,8 @@
 //! * Credentials belong to their origin: never sent after a redirect elsewhere, to an
 //!   upload location elsewhere, or to a token realm that is not the registry's site (by the public suffix list);
 //!   realms on internal addresses only for registries that are internal themselves.
+//! * Hugging Face GGUF repositories (`hf.co/ORG/REPO[:QUANT]`) are pulled from the Hub's
+//!   file listing, verified against its LFS sha256, and stored as Docker-format artifacts.
 //! * Transient failures (408, 429, 5xx, resets, stalls) are retried with backoff and
 //!   jitter, honouring `Retry-After`; interrupted blobs resume with a Range request.
 //!
@@ -29,6 +31,7 @@ pub mod config;
 pub mod creds;
 mod error;
 pub mod http;
+pub mod hub;
 pub mod progress;
 mod pull;
 mod push;
@@ -38,5 +41,6 @@ mod session;
 pub use client::{Mount, Registry, RemoteManifest};
 pub use config::RegistryConfig;
 pub use error::RegistryError;
+pub use hub::{is_hub, HubResolved};
 pub use progress::{Kind, LayerProgress, Mode, Progress};
 pub use pull::Resolved;

@@ -40,7 +40,7 @@ fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e)
 }
 
-async fn blocking<T: Send + 'static, E: Into<RegistryError> + Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static, E: Into<RegistryError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, RegistryError> {
     tokio::task::spawn_blocking(f)
@@ -114,19 +114,10 @@ impl Registry {
             }
         };
         let cached = missing.is_empty();
-        let concurrency = self.config().concurrency();
-        futures::stream::iter(missing.into_iter().map(|desc| {
-            let reporter = LayerReporter::new(
-                sink.clone(),
-                Mode::Pull,
-                total,
-                desc.digest.to_string(),
-                desc.size,
-            );
-            self.fetch_blob(&resolved.session, store, &lease, desc, reporter)
-        }))
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
+        let session = &resolved.session;
+        self.fetch_all(session, store, &lease, missing, total, &sink, |d| {
+            session.url(&format!("blobs/{}", d.digest))
+        })
         .await?;
         let s = store.clone();
         let bytes = resolved.remote.bytes.clone();
@@ -136,19 +127,39 @@ impl Registry {
         })
         .await?;
         drop(lease);
-        let message = if cached {
-            format!(
-                "Using cached model: {}",
-                modelrunner_format::gguf::format_bytes(total)
-            )
-        } else {
-            "Model pulled successfully".to_string()
-        };
         info!(model = %info.id, reference = %reference, cached, "pulled");
-        if let Some(s) = &sink {
-            let _ = s.send(Progress::plain(Kind::Success, Mode::Pull, message));
-        }
+        report_pulled(&sink, cached, total);
         Ok(info)
+    }
+
+    /// Downloads `missing` (from `url_of` each), a few at once, with a progress
+    /// reporter each.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch_all(
+        &self,
+        session: &Session,
+        store: &Arc<Store>,
+        lease: &Arc<OwnedLease>,
+        missing: Vec<Descriptor>,
+        total: u64,
+        sink: &Sink,
+        url_of: impl Fn(&Descriptor) -> url::Url,
+    ) -> Result<(), RegistryError> {
+        futures::stream::iter(missing.into_iter().map(|desc| {
+            let reporter = LayerReporter::new(
+                sink.clone(),
+                Mode::Pull,
+                total,
+                desc.digest.to_string(),
+                desc.size,
+            );
+            let url = url_of(&desc);
+            self.fetch_blob(session, url, store, lease, desc, reporter)
+        }))
+        .buffer_unordered(self.config().concurrency())
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
     }
 
     /// Downloads one blob, resuming what an earlier attempt left. Two pulls that need
@@ -156,6 +167,7 @@ impl Registry {
     async fn fetch_blob(
         &self,
         session: &Session,
+        url: url::Url,
         store: &Arc<Store>,
         lease: &Arc<OwnedLease>,
         desc: Descriptor,
@@ -172,7 +184,7 @@ impl Registry {
         let result = loop {
             attempt += 1;
             reporter.set(partial.offset());
-            let (p, outcome) = self.fetch_once(session, partial, &mut reporter).await;
+            let (p, outcome) = self.fetch_once(session, &url, partial, &mut reporter).await;
             partial = p;
             match outcome {
                 Ok(()) => break Ok(()),
@@ -200,6 +212,7 @@ impl Registry {
     async fn fetch_once(
         &self,
         session: &Session,
+        url: &url::Url,
         mut partial: PartialBlob,
         reporter: &mut LayerReporter,
     ) -> (PartialBlob, Result<(), Retry>) {
@@ -209,7 +222,7 @@ impl Registry {
         if offset == size {
             return (partial, Ok(()));
         }
-        let resp = match session.blob(&digest, offset).await {
+        let resp = match session.download(url.clone(), offset).await {
             Ok(r) => r,
             Err(e @ RegistryError::Transport { .. }) => return (partial, Err(Retry::Yes(e))),
             Err(e) => return (partial, Err(Retry::No(e))),
@@ -321,6 +334,21 @@ impl Registry {
     }
 }
 
+/// The pull's last line: the model was cached, or pulled.
+pub(crate) fn report_pulled(sink: &Sink, cached: bool, total: u64) {
+    let message = if cached {
+        format!(
+            "Using cached model: {}",
+            modelrunner_format::gguf::format_bytes(total)
+        )
+    } else {
+        "Model pulled successfully".to_string()
+    };
+    if let Some(s) = sink {
+        let _ = s.send(Progress::plain(Kind::Success, Mode::Pull, message));
+    }
+}
+
 pub(crate) type Inflight = std::sync::Mutex<
     std::collections::HashMap<modelrunner_format::Digest, Arc<tokio::sync::Mutex<()>>>,
 >;
@@ -387,7 +415,7 @@ fn check_model(manifest: &Manifest, host: &str) -> Result<(), RegistryError> {
 /// The blobs still to fetch: absent ones, and stored ones that are damaged (re-hashed
 /// here, removed by the store so the pull repairs them). A stored blob that verifies but
 /// whose size the manifest states otherwise means the manifest lies: refused.
-fn missing_blobs(
+pub(crate) fn missing_blobs(
     store: &Store,
     blobs: Vec<Descriptor>,
     host: &str,

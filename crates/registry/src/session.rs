@@ -130,6 +130,16 @@ impl Session {
         digest: &Digest,
         offset: u64,
     ) -> Result<reqwest::Response, RegistryError> {
+        self.download(self.url(&format!("blobs/{digest}")), offset)
+            .await
+    }
+
+    /// `GET` a file's bytes at `url`, from `offset` on when it is not zero.
+    pub async fn download(
+        &self,
+        url: Url,
+        offset: u64,
+    ) -> Result<reqwest::Response, RegistryError> {
         let mut headers = HeaderMap::new();
         if offset > 0 {
             headers.insert(
@@ -137,14 +147,8 @@ impl Session {
                 HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"),
             );
         }
-        self.send(
-            Method::GET,
-            self.url(&format!("blobs/{digest}")),
-            headers,
-            None,
-            "downloading a blob",
-        )
-        .await
+        self.send(Method::GET, url, headers, None, "downloading a blob")
+            .await
     }
 
     /// True when the repository has the blob.

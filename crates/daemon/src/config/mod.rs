@@ -216,6 +216,12 @@ impl Config {
         registries
             .ca_certs
             .extend(args.registries.registry_ca_certs.iter().cloned());
+        if let Some(e) = &args.registries.hf_endpoint {
+            registries.hf_endpoint = Some(e.clone());
+        }
+        if let Some(t) = &args.registries.hf_token {
+            registries.hf_token = Some(modelrunner_registry::config::Secret(t.clone()));
+        }
         let merged = toml::Value::Table(merged);
         let mut config = Config {
             access: merged.clone().try_into().map_err(in_file)?,

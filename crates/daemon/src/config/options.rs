@@ -198,4 +198,11 @@ pub struct RegistryFlags {
         value_delimiter = ','
     )]
     pub registry_ca_certs: Vec<PathBuf>,
+    /// The Hugging Face Hub that `hf.co/...` references are pulled from (a mirror, or a
+    /// test's) [default: https://huggingface.co]
+    #[arg(long = "hf-endpoint", env = "HF_ENDPOINT")]
+    pub hf_endpoint: Option<String>,
+    /// The Hugging Face token for private and gated repositories, sent to the Hub only
+    #[arg(long = "hf-token", env = "HF_TOKEN", hide_env_values = true)]
+    pub hf_token: Option<String>,
 }

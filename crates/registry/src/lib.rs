@@ -28,10 +28,12 @@
 pub mod auth;
 mod client;
 pub mod config;
+mod convert;
 pub mod creds;
 mod error;
 pub mod http;
 pub mod hub;
+mod ollama;
 pub mod progress;
 mod pull;
 mod push;

@@ -27,6 +27,9 @@ pub struct Resolved {
     pub manifest: Manifest,
     /// The blobs still to fetch, once [`Registry::check_stored`] has looked.
     missing: Option<Vec<Descriptor>>,
+    /// For an Ollama-format artifact, the layers that are fetched and repackaged
+    /// (`manifest` then lists them, not the registry's manifest).
+    ollama: Option<crate::ollama::Layers>,
 }
 
 impl Resolved {
@@ -121,9 +124,13 @@ impl Registry {
         .await?;
         let s = store.clone();
         let bytes = resolved.remote.bytes.clone();
-        let info = blocking(move || {
-            let l = s.lease();
-            s.add_model(&l, &bytes, &tags)
+        let (ollama, host, progress) = (resolved.ollama.take(), session.host(), sink.clone());
+        let info = blocking(move || match ollama {
+            Some(layers) => crate::ollama::convert(&s, &host, &layers, &tags, &progress),
+            None => {
+                let l = s.lease();
+                Ok(s.add_model(&l, &bytes, &tags)?)
+            }
         })
         .await?;
         drop(lease);
@@ -440,13 +447,23 @@ pub(crate) fn missing_blobs(
 }
 
 fn finish_resolve(session: Session, remote: RemoteManifest) -> Result<Resolved, RegistryError> {
-    let manifest = Manifest::parse(&remote.bytes)?;
-    check_model(&manifest, &session.host())?;
+    let (manifest, ollama) = match crate::ollama::parse(&remote.bytes, &session.host()) {
+        Some(parsed) => {
+            let (manifest, layers) = parsed?;
+            (manifest, Some(layers))
+        }
+        None => {
+            let manifest = Manifest::parse(&remote.bytes)?;
+            check_model(&manifest, &session.host())?;
+            (manifest, None)
+        }
+    };
     Ok(Resolved {
         session,
         remote,
         manifest,
         missing: None,
+        ollama,
     })
 }
 

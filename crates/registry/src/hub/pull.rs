@@ -1,16 +1,15 @@
 //! Downloading a resolved Hub repository's files into the store and making them a
 //! Docker-format artifact, as `modelrunner package` would from the same files.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use modelrunner_format::package::{PackageFormat, PackageSpec};
 use modelrunner_format::{media, Descriptor, Reference};
 use modelrunner_store::{ModelInfo, Store};
 use tracing::info;
 
 use super::{hub_url, HubFile, HubResolved};
 use crate::client::Registry;
+use crate::convert::{package_stored, Made, Part, Role};
 use crate::error::RegistryError;
 use crate::progress::Sink;
 use crate::pull::{blocking, missing_blobs, report_pulled};
@@ -76,7 +75,9 @@ impl Registry {
             }
         }
         let s = store.clone();
-        let info = blocking(move || assemble(&s, &resolved, &tags)).await?;
+        let made = blocking(move || assemble(&s, &resolved, &tags)).await?;
+        made.warn_untemplated(&sink);
+        let info = made.info;
         drop(lease);
         info!(model = %info.id, reference = %reference, cached, "pulled from the Hub");
         report_pulled(&sink, cached, total);
@@ -84,56 +85,25 @@ impl Registry {
     }
 }
 
-/// Packages the stored files under their Hub names (links in a scratch directory, so
-/// shards are found as `package` finds them) with the digests the download verified.
+/// Packages the stored files under their Hub file names (shards are found as `package`
+/// finds them).
 fn assemble(
     store: &Store,
     resolved: &HubResolved,
     tags: &[Reference],
-) -> Result<ModelInfo, RegistryError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("modelrunner-hub-")
-        .tempdir()
-        .map_err(|e| RegistryError::Config(format!("a scratch directory: {e}")))?;
-    let mut links: Vec<(PathBuf, &HubFile)> = Vec::new();
-    for f in resolved.files() {
-        let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-        let link = scratch.path().join(name);
-        if links.iter().any(|(l, _)| *l == link) {
-            return Err(RegistryError::Invalid {
-                registry: resolved.session.host(),
-                reason: format!("two chosen files are named {name}"),
-            });
-        }
-        std::os::unix::fs::symlink(store.blob_path(&f.digest), &link)
-            .map_err(|e| RegistryError::Config(format!("linking {name}: {e}")))?;
-        links.push((link, f));
-    }
-    let spec = PackageSpec {
-        gguf: links[0].0.clone(),
-        mmproj: resolved
-            .mmproj
-            .as_ref()
-            .and_then(|m| links.iter().find(|(_, f)| f.path == m.path))
-            .map(|(l, _)| l.clone()),
-        format: PackageFormat::Docker,
-        created: Some(resolved.created),
-        ..PackageSpec::default()
-    };
-    let plan = spec.plan()?;
-    let digests: Vec<_> = plan
-        .layers
-        .iter()
-        .map(|l| {
-            links
-                .iter()
-                .find(|(p, _)| *p == l.path)
-                .map(|(_, f)| f.digest)
-                .expect("every layer is a linked file")
+) -> Result<Made, RegistryError> {
+    let parts: Vec<Part> = resolved
+        .files()
+        .map(|f| Part {
+            name: f.path.rsplit('/').next().unwrap_or(&f.path).to_string(),
+            digest: f.digest,
+            role: if resolved.mmproj.as_ref().is_some_and(|m| m.path == f.path) {
+                Role::Mmproj
+            } else {
+                Role::Weights
+            },
         })
         .collect();
-    let built = plan.build_known(&digests)?;
-    let lease = store.lease();
-    store.put_blob(&lease, &built.config)?;
-    Ok(store.add_model(&lease, &built.manifest, tags)?)
+    let host = resolved.session.host();
+    package_stored(store, &host, &parts, resolved.created, None, tags)
 }

@@ -208,6 +208,9 @@ impl From<RegistryError> for ApiError {
             | RegistryError::Protocol { .. } => {
                 ApiError::new(S::BAD_GATEWAY, ErrorKind::Upstream, msg).code("registry_error")
             }
+            RegistryError::Forbidden { .. } => {
+                ApiError::new(S::FORBIDDEN, ErrorKind::Permission, msg).code("pull_not_allowed")
+            }
             RegistryError::Config(_) => ApiError::bad_request(msg),
             RegistryError::Format(f) => f.into(),
             RegistryError::Store(s) => s.into(),

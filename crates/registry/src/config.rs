@@ -37,6 +37,8 @@ pub struct RegistryConfig {
     /// The Hugging Face token (`HF_TOKEN`), sent to the Hub's origin only.
     #[serde(skip_serializing)]
     pub hf_token: Option<Secret>,
+    /// Which sources models may be pulled from.
+    pub policy: crate::policy::PullPolicy,
 }
 
 /// A credential: deserialised as a plain string, never printed or serialised.

@@ -72,6 +72,14 @@ pub enum RegistryError {
         /// What was wrong.
         reason: String,
     },
+    /// The pull policy does not allow this source.
+    #[error("pulling {reference} is not allowed by the pull policy ([registries.policy] {rule})")]
+    Forbidden {
+        /// What was to be pulled.
+        reference: String,
+        /// The rule that refused it.
+        rule: String,
+    },
     /// Configuration or credentials could not be used.
     #[error("{0}")]
     Config(String),

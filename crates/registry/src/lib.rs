@@ -34,6 +34,7 @@ mod error;
 pub mod http;
 pub mod hub;
 mod ollama;
+pub mod policy;
 pub mod progress;
 mod pull;
 mod push;

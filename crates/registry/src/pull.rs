@@ -60,6 +60,7 @@ impl Registry {
         reference: &Reference,
         bearer: Option<String>,
     ) -> Result<Resolved, RegistryError> {
+        self.config().policy.check(reference)?;
         let mut sessions = self.pull_sessions(reference, bearer).await?;
         let last = sessions.pop().expect("the registry itself");
         for s in sessions {

@@ -108,6 +108,7 @@ impl Registry {
         reference: &Reference,
         bearer: Option<String>,
     ) -> Result<HubResolved, RegistryError> {
+        self.config().policy.check(reference)?;
         let repo = reference.repository().to_string();
         if repo.split('/').count() != 2 || reference.digest().is_some() {
             return Err(RegistryError::Config(format!(

@@ -1,7 +1,8 @@
 //! The pull policy (`[registries.policy]`) per source: an OCI registry's namespace allowed
 //! and a repository under it denied, another namespace outside the allowed ones, a
 //! Hugging Face organisation; through `/models/create`, Ollama's `/api/pull` (in its own
-//! error shape) and `modelrunner run`; a refused source is never contacted.
+//! error shape) and `modelrunner run`; a refused source is never contacted. A model not
+//! stored, pulled on first use (off by default) within the size limit and the policy.
 
 use modelrunner_e2e::fake_hub::{Access, FakeHub, HubFile};
 use modelrunner_e2e::registry::{RegistryOptions, TestRegistry};
@@ -85,4 +86,69 @@ fn each_source_is_allowed_or_refused_by_its_rule() {
     assert!(
         !listed.contains("secret") && !listed.contains("other/model") && !listed.contains("evil")
     );
+}
+
+fn chat(d: &Daemon, model: &str) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(d.u("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": model, "max_tokens": 4,
+            "messages": [{"role": "user", "content": "Once upon a time"}]}))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+fn with_config(toml: &str, args: &[&str]) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let store = dir.path().join("store");
+    let cfg = cfg.to_str().unwrap().to_string();
+    let mut all = vec!["--config", cfg.as_str()];
+    all.extend(args);
+    Daemon::start_full(dir, store, &all, &[])
+}
+
+#[test]
+fn a_model_not_stored_is_pulled_on_first_use_within_the_limit_and_the_policy() {
+    let reg = TestRegistry::start(RegistryOptions::default());
+    let src = Daemon::start(&[]);
+    src.package_chat_model("stories");
+    let (stories, secret) = (
+        format!("{}/test/stories:v1", reg.host),
+        format!("{}/test/secret:v1", reg.host),
+    );
+    for r in [&stories, &secret] {
+        src.ok(&["tag", "stories", r]);
+        src.ok(&["push", r]);
+    }
+    // Off by default: the model is not found.
+    let (status, body) = chat(&src, &format!("{}/test/other:v1", reg.host));
+    assert_eq!(status, 404, "{body}");
+
+    let policy = format!("[registries.policy]\ndeny = [\"{secret}\"]\n");
+    let d = with_config(&policy, &["--pull-on-first-use", "1GiB"]);
+    let (status, body) = chat(&d, &stories);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["choices"][0]["message"]["content"].is_string(),
+        "{body}"
+    );
+    assert!(d.ok(&["ls", "--json"]).contains("test/stories:v1"));
+    let (status, body) = chat(&d, &secret);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pull policy"),
+        "{body}"
+    );
+
+    let small = with_config("", &["--pull-on-first-use", "1KiB"]);
+    let (status, body) = chat(&small, &stories);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "pull_too_large", "{body}");
+    assert_eq!(body["error"]["param"], "model", "{body}");
+    assert!(!small.ok(&["ls", "--json"]).contains("stories"));
 }

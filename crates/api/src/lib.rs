@@ -63,6 +63,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Largest model archive accepted by `POST /models/load` (413 beyond).
     pub load_limit: u64,
+    /// Pull a model a request names that is not stored, up to this many bytes.
+    pub pull_on_first_use: Option<u64>,
     /// Refuse requests whose Host is not a loopback name (set while bound to loopback).
     pub loopback_hosts_only: bool,
     /// Digests of the accepted API keys; empty means no key is asked for.
@@ -82,6 +84,7 @@ impl Default for ApiConfig {
         ApiConfig {
             body_limit: 16 << 20,
             load_limit: 1 << 40,
+            pull_on_first_use: None,
             loopback_hosts_only: true,
             api_keys: Vec::new(),
             cors_origins: Vec::new(),

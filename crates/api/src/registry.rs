@@ -117,6 +117,61 @@ async fn start_hub_pull(
     Ok(Transfer { rx, guard, blobs })
 }
 
+/// Pulls `name` for a request that named a model the store lacks (`--pull-on-first-use`),
+/// before the request goes on. The pull policy applies (resolving checks it); a model
+/// larger than `limit` is refused; a name that is no reference keeps the `missing` error.
+pub(crate) async fn pull_on_first_use(
+    state: &AppState,
+    name: &str,
+    limit: u64,
+    missing: ApiError,
+) -> Result<(), ApiError> {
+    let Ok(reference) = name.parse::<Reference>() else {
+        return Err(missing);
+    };
+    let too_big = |size: u64| {
+        let f = modelrunner_format::gguf::format_bytes;
+        ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            crate::ErrorKind::Permission,
+            format!(
+                "{name} is not in the store, and at {} it is larger than the {} a pull on first use may fetch (--pull-on-first-use); pull it with `modelrunner pull {name}`",
+                f(size),
+                f(limit)
+            ),
+        )
+        .param("model")
+        .code("pull_too_large")
+    };
+    let at = |e: RegistryError| ApiError::from(e).param("model");
+    info!(%reference, "not in the store: pulling on first use");
+    if is_hub(&reference) {
+        let resolved = state
+            .registry
+            .resolve_hub(&reference, None)
+            .await
+            .map_err(at)?;
+        let size = resolved.files().map(|f| f.size).sum();
+        if size > limit {
+            return Err(too_big(size));
+        }
+        let reg = &state.registry;
+        reg.pull_hub(&state.store, resolved, &reference, None)
+            .await
+            .map_err(at)?;
+    } else {
+        let resolved = state.registry.resolve(&reference, None).await.map_err(at)?;
+        if resolved.total() > limit {
+            return Err(too_big(resolved.total()));
+        }
+        let reg = &state.registry;
+        reg.pull(&state.store, resolved, &reference, None)
+            .await
+            .map_err(at)?;
+    }
+    Ok(())
+}
+
 /// Refuses what only OCI registries do (push, remote inspect) for a Hub reference.
 fn not_on_hub(reference: &Reference, what: &str, param: &str) -> Result<(), ApiError> {
     if is_hub(reference) {

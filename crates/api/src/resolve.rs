@@ -60,38 +60,14 @@ pub(crate) async fn model_spec(
     let entry = match cached {
         Some(e) if e.reranker.is_some() || !wants_pooling => e,
         _ => {
-            let store = state.store.clone();
-            let key = name.to_string();
-            let entry = blocking(move || {
-                let model = store.resolve_partial(&key)?;
-                let bundle = store.bundle(&model.id.to_string())?;
-                // What llama.cpp needs is checked here, so an impossible model is a 422
-                // naming the fact, never a runner that aborts at load.
-                let header = GgufFile::open(&bundle.gguf)?;
-                header.check_loadable().map_err(|e| {
-                    ApiError::new(
-                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                        crate::ErrorKind::InvalidRequest,
-                        format!("{key} cannot be loaded: {e}"),
-                    )
-                    .param("model")
-                    .code("invalid_model")
-                })?;
-                let reranker = wants_pooling.then(|| pools_by_rank(&header));
-                let spec = ModelSpec {
-                    id: model.id.to_string(),
-                    name: model.tags.first().cloned().unwrap_or(key),
-                    shards: bundle.shards,
-                    chat_template: bundle.chat_template,
-                    packaged_context: model
-                        .config
-                        .context_size
-                        .and_then(|c| u64::try_from(c).ok()),
-                    mode,
-                };
-                Ok(Entry { spec, reranker })
-            })
-            .await?;
+            let found = lookup(state, name, wants_pooling).await;
+            let entry = match (found, state.config.pull_on_first_use) {
+                (Err(e), Some(limit)) if e.status == axum::http::StatusCode::NOT_FOUND => {
+                    crate::registry::pull_on_first_use(state, name, limit, e).await?;
+                    lookup(state, name, wants_pooling).await?
+                }
+                (found, _) => found?,
+            };
             state
                 .resolved
                 .put(generation, name.to_string(), entry.clone());
@@ -110,6 +86,42 @@ pub(crate) async fn model_spec(
         )),
         _ => Ok(spec),
     }
+}
+
+/// Finds `key` in the store and checks that llama.cpp can load it.
+async fn lookup(state: &AppState, key: &str, wants_pooling: bool) -> Result<Entry, ApiError> {
+    let store = state.store.clone();
+    let key = key.to_string();
+    blocking(move || {
+        let model = store.resolve_partial(&key)?;
+        let bundle = store.bundle(&model.id.to_string())?;
+        // What llama.cpp needs is checked here, so an impossible model is a 422
+        // naming the fact, never a runner that aborts at load.
+        let header = GgufFile::open(&bundle.gguf)?;
+        header.check_loadable().map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                crate::ErrorKind::InvalidRequest,
+                format!("{key} cannot be loaded: {e}"),
+            )
+            .param("model")
+            .code("invalid_model")
+        })?;
+        let reranker = wants_pooling.then(|| pools_by_rank(&header));
+        let spec = ModelSpec {
+            id: model.id.to_string(),
+            name: model.tags.first().cloned().unwrap_or(key),
+            shards: bundle.shards,
+            chat_template: bundle.chat_template,
+            packaged_context: model
+                .config
+                .context_size
+                .and_then(|c| u64::try_from(c).ok()),
+            mode: Mode::Completion,
+        };
+        Ok(Entry { spec, reranker })
+    })
+    .await
 }
 
 /// Whether a GGUF declares rank pooling (`<arch>.pooling_type` 4): a cross-encoder that

@@ -126,6 +126,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     let api = ApiConfig {
         body_limit: config.storage.body_limit,
         load_limit: config.storage.max_load_size,
+        pull_on_first_use: config.storage.pull_on_first_use.map(|s| s.0),
         loopback_hosts_only: listens.iter().all(|a| a.ip().is_loopback()),
         api_keys: config.api_keys.clone(),
         cors_origins: config.access.cors_origins.clone(),

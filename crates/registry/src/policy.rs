@@ -2,8 +2,9 @@
 //! Management. A rule is a registry (`docker.io`, `registry.lan:5000`), a namespace or
 //! repository under it (`docker.io/ai`, `ghcr.io/acme/model`), a Hugging Face
 //! organisation or repository (`hf.co/ORG`, spelled either way), or `ollama` for
-//! Ollama's library (`registry.ollama.ai/library`). A rule matches a reference whose
-//! name is the rule or lies beneath it, by whole path components. A deny rule wins; when
+//! Ollama's library (`registry.ollama.ai/library`), or one tag (`docker.io/ai/x:latest`). A
+//! rule matches a reference whose name (or, for a tagged rule, whole reference) is the
+//! rule or lies beneath it, by whole path components. A deny rule wins; when
 //! allow rules exist, a reference must match one. No rules: everything is allowed.
 //!
 //! Every way a model arrives goes through [`crate::Registry::resolve`] or
@@ -60,14 +61,15 @@ impl PullPolicy {
     /// Refuses `reference` when a deny rule matches it, or allow rules exist and none
     /// does; the error names the rule.
     pub fn check(&self, reference: &Reference) -> Result<(), RegistryError> {
-        let name = reference.name();
-        if let Some(rule) = self.deny.iter().find(|r| matches(r, &name)) {
+        let (name, full) = (reference.name(), reference.to_string());
+        let hit = |r: &String| matches(r, &name) || matches(r, &full);
+        if let Some(rule) = self.deny.iter().find(|r| hit(r)) {
             return Err(RegistryError::Forbidden {
                 reference: reference.to_string(),
                 rule: format!("deny = {rule:?}"),
             });
         }
-        if !self.allow.is_empty() && !self.allow.iter().any(|r| matches(r, &name)) {
+        if !self.allow.is_empty() && !self.allow.iter().any(hit) {
             return Err(RegistryError::Forbidden {
                 reference: reference.to_string(),
                 rule: format!("allow = {:?} (it matches none)", self.allow),
@@ -123,8 +125,10 @@ mod tests {
     #[test]
     fn no_rules_allow_everything_and_a_registry_rule_covers_it_all() {
         assert!(ok(&PullPolicy::default(), "ghcr.io/anyone/anything"));
-        let p = policy(&[], &["registry.lan:5000"]);
+        let p = policy(&[], &["registry.lan:5000", "docker.io/ai/x:bad"]);
         assert!(!ok(&p, "registry.lan:5000/team/model:v1"));
         assert!(ok(&p, "registry.lan:5001/team/model:v1"));
+        assert!(!ok(&p, "ai/x:bad"));
+        assert!(ok(&p, "ai/x:good"), "a tagged rule covers that tag only");
     }
 }

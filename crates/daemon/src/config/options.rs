@@ -109,6 +109,11 @@ pub struct Storage {
     /// Largest model archive accepted by POST /models/load, in bytes
     #[arg(long, env = "MODELRUNNER_MAX_LOAD_SIZE", default_value_t = 1 << 40)]
     pub max_load_size: u64,
+    /// Pull a model a request names that is not in the store, when it is at most this big
+    /// ("8GiB"; the pull policy applies) [default: off]
+    #[arg(long, env = "MODELRUNNER_PULL_ON_FIRST_USE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_on_first_use: Option<Size>,
     /// Most stored OpenAI Responses kept (in the store's responses/); the oldest go first
     #[arg(long, env = "MODELRUNNER_RESPONSES_MAX_COUNT", default_value_t = 1000)]
     pub responses_max_count: usize,

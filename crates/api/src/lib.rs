@@ -33,6 +33,7 @@ mod models;
 mod ollama;
 mod openai;
 mod pipeline;
+pub mod preload;
 mod registry;
 mod resolve;
 mod responses;
@@ -114,6 +115,8 @@ pub struct AppState {
     resolved: Arc<resolve::Resolved>,
     /// Stored and background Responses.
     responses: Arc<responses::ResponsesState>,
+    /// The start-up's pulls and loads, which `/health` waits for.
+    preload: Arc<preload::Preload>,
 }
 
 impl AppState {
@@ -137,7 +140,14 @@ impl AppState {
             metrics: Default::default(),
             logs: None,
             resolved: Default::default(),
+            preload: Default::default(),
         }
+    }
+
+    /// Pulls `prefetch` and pulls and loads `preload` in the background; `/health` is 503
+    /// until they are done.
+    pub fn preload(&self, prefetch: Vec<String>, preload: Vec<String>) {
+        preload::start(self, prefetch, preload);
     }
 
     /// Serves `buffer` at `/logs`.

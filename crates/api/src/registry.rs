@@ -117,15 +117,18 @@ async fn start_hub_pull(
     Ok(Transfer { rx, guard, blobs })
 }
 
-/// Pulls `name` for a request that named a model the store lacks (`--pull-on-first-use`),
-/// before the request goes on. The pull policy applies (resolving checks it); a model
-/// larger than `limit` is refused; a name that is no reference keeps the `missing` error.
-pub(crate) async fn pull_on_first_use(
+/// Pulls `name`, which the store lacks, for its use: a request's (`--pull-on-first-use`,
+/// before the request goes on) or the start-up's (`--preload`, progress to `sink`). The
+/// pull policy applies (resolving checks it); a model larger than `limit` is refused; a
+/// name that is no reference keeps the `missing` error.
+pub(crate) async fn pull_for_use(
     state: &AppState,
     name: &str,
-    limit: u64,
+    limit: Option<u64>,
     missing: ApiError,
+    sink: Sink,
 ) -> Result<(), ApiError> {
+    let limit = limit.unwrap_or(u64::MAX);
     let Ok(reference) = name.parse::<Reference>() else {
         return Err(missing);
     };
@@ -156,7 +159,7 @@ pub(crate) async fn pull_on_first_use(
             return Err(too_big(size));
         }
         let reg = &state.registry;
-        reg.pull_hub(&state.store, resolved, &reference, None)
+        reg.pull_hub(&state.store, resolved, &reference, sink)
             .await
             .map_err(at)?;
     } else {
@@ -165,7 +168,7 @@ pub(crate) async fn pull_on_first_use(
             return Err(too_big(resolved.total()));
         }
         let reg = &state.registry;
-        reg.pull(&state.store, resolved, &reference, None)
+        reg.pull(&state.store, resolved, &reference, sink)
             .await
             .map_err(at)?;
     }

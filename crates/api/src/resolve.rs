@@ -63,7 +63,7 @@ pub(crate) async fn model_spec(
             let found = lookup(state, name, wants_pooling).await;
             let entry = match (found, state.config.pull_on_first_use) {
                 (Err(e), Some(limit)) if e.status == axum::http::StatusCode::NOT_FOUND => {
-                    crate::registry::pull_on_first_use(state, name, limit, e).await?;
+                    crate::registry::pull_for_use(state, name, Some(limit), e, None).await?;
                     lookup(state, name, wants_pooling).await?
                 }
                 (found, _) => found?,

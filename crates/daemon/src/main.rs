@@ -143,9 +143,13 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     };
     let registry =
         Registry::new(config.registries.clone()).context("while setting up the registry client")?;
-    let app = router(
-        AppState::new(Arc::new(store), scheduler.clone(), api, registry).with_logs(log_buffer),
+    let state =
+        AppState::new(Arc::new(store), scheduler.clone(), api, registry).with_logs(log_buffer);
+    state.preload(
+        config.serving.prefetch.clone(),
+        config.serving.preload.clone(),
     );
+    let app = router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -89,6 +89,10 @@ pub(crate) async fn slots(
 
 /// `GET /health`, `GET /v1/health`.
 pub(crate) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if let Some(why) = state.preload.not_ready() {
+        let body = json!({"error": {"code": 503, "message": why, "type": "unavailable_error"}});
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
+    }
     let runners = state.scheduler.ps();
     if runners.iter().any(|r| r.loading) && !runners.iter().any(|r| !r.loading) {
         let body = json!({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}});

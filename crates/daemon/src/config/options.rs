@@ -136,6 +136,15 @@ pub struct Serving {
         default_value = "5m"
     )]
     pub keep_alive: KeepAlive,
+    /// A model to pull when missing and load at start-up, kept loaded; repeatable, or
+    /// comma-separated in the environment. /health is 503 until every one is loaded
+    #[arg(long = "preload", env = "MODELRUNNER_PRELOAD", value_delimiter = ',')]
+    #[serde(default)]
+    pub preload: Vec<String>,
+    /// A model to pull when missing at start-up (not loaded); repeatable
+    #[arg(long = "prefetch", env = "MODELRUNNER_PREFETCH", value_delimiter = ',')]
+    #[serde(default)]
+    pub prefetch: Vec<String>,
     /// Parallel request slots per loaded model
     #[arg(long, env = "MODELRUNNER_PARALLEL", default_value_t = DEFAULT_PARALLEL)]
     pub parallel: u32,

@@ -4,7 +4,8 @@
 //! `oid`/`size` and `lastCommit`, two per page with a `Link: <…>; rel="next"` header),
 //! and `resolve`, which answers 302 to a second origin (the CDN, which serves the bytes
 //! with Range) with `X-Repo-Commit`, `X-Linked-Etag` and `X-Linked-Size`. Private repos
-//! want `Authorization: Bearer TOKEN` (401 `RepoNotFound` otherwise); gated ones answer
+//! want `Authorization: Bearer TOKEN` (401 `RepoNotFound` otherwise, with a challenge
+//! naming the CDN as a token realm, which must not be followed); gated ones answer
 //! 403 `GatedRepo`. Both origins are [`FakeRegistry`]s, so faults and recorded requests
 //! work as there.
 
@@ -87,6 +88,12 @@ impl FakeHub {
                     (
                         "x-error-message".to_string(),
                         "Repository not found".to_string(),
+                    ),
+                    // A challenge naming another origin, which a Hub client must not
+                    // follow with the token.
+                    (
+                        "www-authenticate".to_string(),
+                        format!("Bearer realm=\"http://{}/token\"", self.cdn.host),
                     ),
                 ],
             )),

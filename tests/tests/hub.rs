@@ -227,6 +227,10 @@ fn the_token_goes_to_the_hub_and_never_to_the_cdn() {
     }
     let cdn_seen = hub.cdn.seen();
     assert!(!cdn_seen.is_empty());
+    assert!(
+        !cdn_seen.iter().any(|s| s.path.starts_with("/token")),
+        "the challenge's realm was not followed"
+    );
     for s in &cdn_seen {
         assert_eq!(s.headers.get("authorization"), None, "{}", s.path);
     }

@@ -49,6 +49,9 @@ pub struct Session {
     auth: Mutex<AuthState>,
     /// Base backoff; tests shorten it.
     backoff: Duration,
+    /// Whether a 401's `WWW-Authenticate` challenge is answered (a registry's token
+    /// flow); off for the Hugging Face Hub, whose token is the only credential.
+    challenges: bool,
 }
 
 impl Session {
@@ -73,7 +76,14 @@ impl Session {
             creds,
             auth: Mutex::new(auth),
             backoff,
+            challenges: true,
         }
+    }
+
+    /// The same session, never answering authentication challenges.
+    pub(crate) fn without_challenges(mut self) -> Self {
+        self.challenges = false;
+        self
     }
 
     /// The registry host as errors name it.
@@ -160,7 +170,11 @@ impl Session {
             attempt += 1;
             let result = self.send_once(&method, &url, &headers, body).await;
             let wait = match result {
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !answered_challenge => {
+                Ok(resp)
+                    if resp.status() == StatusCode::UNAUTHORIZED
+                        && self.challenges
+                        && !answered_challenge =>
+                {
                     answered_challenge = true;
                     if self.authenticate(&resp).await? {
                         attempt -= 1;

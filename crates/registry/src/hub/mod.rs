@@ -189,7 +189,8 @@ impl Registry {
             None,
             token,
             self.backoff(),
-        ))
+        )
+        .without_challenges())
     }
 }
 

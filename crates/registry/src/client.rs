@@ -20,7 +20,7 @@ pub struct Registry {
     strict: reqwest::Client,
     lenient: reqwest::Client,
     schemes: std::sync::Mutex<HashMap<String, &'static str>>,
-    pub(crate) inflight: crate::pull::Inflight,
+    pub(crate) inflight: crate::turn::Inflight,
     backoff: Duration,
     /// Blob bytes downloaded and uploaded so far.
     pub(crate) pulled: Arc<std::sync::atomic::AtomicU64>,

@@ -40,6 +40,7 @@ mod pull;
 mod push;
 pub mod realm;
 mod session;
+mod turn;
 
 pub use client::{Mount, Registry, RemoteManifest};
 pub use config::RegistryConfig;

@@ -181,7 +181,7 @@ impl Registry {
         desc: Descriptor,
         mut reporter: LayerReporter,
     ) -> Result<(), RegistryError> {
-        let _turn = Turn::take(&self.inflight, desc.digest).await;
+        let _turn = crate::turn::Turn::take(&self.inflight, desc.digest).await;
         if store.has_blob(&desc.digest) {
             reporter.set(desc.size);
             return Ok(());
@@ -357,43 +357,6 @@ pub(crate) fn report_pulled(sink: &Sink, cached: bool, total: u64) {
     }
 }
 
-pub(crate) type Inflight = std::sync::Mutex<
-    std::collections::HashMap<modelrunner_format::Digest, Arc<tokio::sync::Mutex<()>>>,
->;
-
-/// The one download of a digest in progress; others wait for it. The map entry goes when
-/// nobody holds or waits for it (also when a pull is cancelled).
-struct Turn<'a> {
-    map: &'a Inflight,
-    digest: modelrunner_format::Digest,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl<'a> Turn<'a> {
-    async fn take(map: &'a Inflight, digest: modelrunner_format::Digest) -> Turn<'a> {
-        let lock = map.lock().unwrap().entry(digest).or_default().clone();
-        let guard = Some(lock.clone().lock_owned().await);
-        Turn {
-            map,
-            digest,
-            lock,
-            guard,
-        }
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.guard = None;
-        let mut m = self.map.lock().unwrap();
-        // The map's reference and ours: nobody else holds or waits.
-        if Arc::strong_count(&self.lock) == 2 {
-            m.remove(&self.digest);
-        }
-    }
-}
-
 enum Retry {
     Yes(RegistryError),
     No(RegistryError),
@@ -477,29 +440,4 @@ fn range_start(resp: &reqwest::Response) -> Option<u64> {
         .ok()?;
     let range = v.trim().strip_prefix("bytes ")?;
     range.split('-').next()?.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn turns_serialise_a_digest_and_leave_no_entry_behind() {
-        let map: Inflight = Default::default();
-        let d = modelrunner_format::Digest::of(b"x");
-        let first = Turn::take(&map, d).await;
-        let waiting = tokio::spawn({
-            let map: &'static Inflight = Box::leak(Box::default());
-            async move { Turn::take(map, d).await.digest }
-        });
-        assert_eq!(waiting.await.unwrap(), d, "another map does not wait");
-        let second =
-            tokio::time::timeout(std::time::Duration::from_millis(50), Turn::take(&map, d)).await;
-        assert!(second.is_err(), "the same digest waits for the first turn");
-        drop(first);
-        let again = Turn::take(&map, d).await;
-        assert_eq!(map.lock().unwrap().len(), 1);
-        drop(again);
-        assert!(map.lock().unwrap().is_empty(), "the entry is gone");
-    }
 }

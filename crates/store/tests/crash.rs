@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
-use modelrunner_store::{LoadLimits, Store};
+use modelrunner_store::LoadLimits;
 
 const CHILD_ENV: &str = "MODELRUNNER_CRASH_CHILD";
 
@@ -18,7 +18,7 @@ fn be_the_writer(root: std::ffi::OsString) {
     let root = std::path::PathBuf::from(root);
     let work = root.with_extension("work");
     std::fs::create_dir_all(&work).unwrap();
-    let store = Store::open(&root).unwrap();
+    let store = util::open_when_free(&root).unwrap();
     let mut seed: u64 = std::process::id().into();
     for _ in 0..40 {
         seed += 1;
@@ -43,8 +43,12 @@ fn be_the_writer(root: std::ffi::OsString) {
     }
 }
 
-fn check(root: &std::path::Path, round: usize) {
-    let store = Store::open(root).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+/// Reopens the store after a kill, checks it, and returns how many models it holds. One
+/// open per round: sled's flusher thread can hold the index lock for a moment after a
+/// `Store` is dropped, so a second open in the same process may find it still taken.
+fn check(root: &std::path::Path, round: usize) -> usize {
+    let store =
+        util::open_when_free(root).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
     let report = store.fsck(false).unwrap();
     assert!(report.corrupt_blobs.is_empty(), "round {round}: {report:?}");
     assert!(report.stray_files.is_empty(), "round {round}: {report:?}");
@@ -65,6 +69,7 @@ fn check(root: &std::path::Path, round: usize) {
         util::files_under(&root.join("tmp")).is_empty(),
         "round {round}: temp files left"
     );
+    store.list().unwrap().len()
 }
 
 #[test]
@@ -117,8 +122,7 @@ fn kill_writer_many_times() {
                 child.wait().unwrap();
             }
         }
-        check(&root, round);
-        models_seen += Store::open(&root).unwrap().list().unwrap().len();
+        models_seen += check(&root, round);
     }
     assert!(models_seen > 0, "the writer never stored a model");
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use modelrunner_format::package::{Built, PackageSpec};
+use modelrunner_store::{Store, StoreError};
 use modelrunner_testkit::LlamaSpec;
 
 /// Writes a tiny GGUF and a license into `dir` and packages them.
@@ -39,4 +40,21 @@ pub fn files_under(p: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Opens the store, waiting while the index lock is still taken. sled's background threads
+/// can hold the index file for a moment after the `Store` that owned it is dropped (after
+/// a recovery they may still be writing), so the next open, in this process or in the
+/// writer it starts, can find the lock taken. Bounded: after 200 tries the error stands.
+pub fn open_when_free(root: &Path) -> Result<Store, StoreError> {
+    let mut tries = 0;
+    loop {
+        match Store::open(root) {
+            Err(e) if tries < 200 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            done => return done,
+        }
+    }
 }

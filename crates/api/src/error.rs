@@ -178,6 +178,13 @@ impl From<StoreError> for ApiError {
             | StoreError::SizeMismatch { .. }
             | StoreError::MissingBlob(_)
             | StoreError::Invalid(_) => ApiError::bad_request(msg),
+            StoreError::CannotLink { .. } => ApiError::bad_request(msg)
+                .code("cannot_link")
+                .param("link"),
+            StoreError::LinkedFileChanged { .. } => {
+                ApiError::new(S::CONFLICT, ErrorKind::InvalidRequest, msg)
+                    .code("linked_file_changed")
+            }
             StoreError::Format(f) => f.into(),
             StoreError::Broken(_) | StoreError::Index(_) | StoreError::Io { .. } => {
                 ApiError::internal(msg)

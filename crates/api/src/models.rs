@@ -231,12 +231,56 @@ pub(crate) async fn delete_model(
     Ok(Json(body))
 }
 
-/// `POST /models/load`: a model archive in the body.
+/// What `POST /models/load` was asked to link: `?link=PATH` (repeatable) names a GGUF
+/// file on the daemon's machine that the archive leaves out; `allow_copy=true` copies one
+/// that cannot be linked.
+fn link_request(query: Option<&str>) -> Result<(Vec<std::path::PathBuf>, bool), ApiError> {
+    let mut links = Vec::new();
+    let mut allow_copy = false;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "link" => links.push(std::path::PathBuf::from(&*v)),
+            "allow_copy" => {
+                allow_copy = match &*v {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "allow_copy",
+                            format!("allow_copy must be true or false, not {v:?}"),
+                        ))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((links, allow_copy))
+}
+
+/// `POST /models/load`: a model archive in the body, its large layers optionally
+/// linked from files on this machine (local requests only).
 #[instrument(skip_all)]
 pub(crate) async fn load_model(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::serve::Peer>>,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let (links, allow_copy) = link_request(query.as_deref())?;
+    if !links.is_empty() && !peer.is_some_and(|p| p.local) {
+        drain(StreamReader::new(
+            body.into_data_stream().map_err(std::io::Error::other),
+        ))
+        .await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            crate::ErrorKind::Permission,
+            "link names a file on the daemon's machine, which only a local client (a Unix socket or loopback) may ask for; send the file in the archive instead",
+        )
+        .code("link_not_local")
+        .param("link"));
+    }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
     let store = state.store.clone();
@@ -245,12 +289,12 @@ pub(crate) async fn load_model(
     };
     let (result, reader) = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-        let result = store.load_archive(&mut reader, limits);
+        let result = store.load_archive_linking(&mut reader, limits, &links, allow_copy);
         (result, reader.into_inner())
     })
     .await
     .map_err(ApiError::internal)?;
-    let m = match result {
+    let (m, linked) = match result {
         Ok(m) => m,
         Err(e) => {
             drain(reader.into_inner()).await;
@@ -261,6 +305,7 @@ pub(crate) async fn load_model(
         "type": "success",
         "message": format!("Loaded model {}", m.id),
         "id": m.id.to_string(),
+        "linked": linked,
     });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],

@@ -20,11 +20,13 @@ pub(crate) struct Resolved {
     entries: Mutex<(u64, HashMap<String, Entry>)>,
 }
 
-/// A resolved name: its spec, and whether it is a reranker once that was asked.
+/// A resolved name: its spec, whether it is a reranker once that was asked, and its
+/// hard-linked blobs (`package --link`), whose files are checked on every request.
 #[derive(Clone)]
 struct Entry {
     spec: ModelSpec,
     reranker: Option<bool>,
+    linked: Vec<modelrunner_format::Digest>,
 }
 
 impl Resolved {
@@ -58,7 +60,14 @@ pub(crate) async fn model_spec(
     let cached = state.resolved.get(generation, name);
     let wants_pooling = mode != Mode::Completion;
     let entry = match cached {
-        Some(e) if e.reranker.is_some() || !wants_pooling => e,
+        Some(e) if e.reranker.is_some() || !wants_pooling => {
+            // A cached name skips the bundle, which checks linked files: check them here
+            // (a stat each; models without links cost nothing).
+            for d in &e.linked {
+                state.store.check_link(d)?;
+            }
+            e
+        }
         _ => {
             let found = lookup(state, name, wants_pooling).await;
             let entry = match (found, state.config.pull_on_first_use) {
@@ -108,6 +117,13 @@ async fn lookup(state: &AppState, key: &str, wants_pooling: bool) -> Result<Entr
             .code("invalid_model")
         })?;
         let reranker = wants_pooling.then(|| pools_by_rank(&header));
+        let linked = model
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.digest)
+            .filter(|d| store.is_linked(d))
+            .collect();
         let spec = ModelSpec {
             id: model.id.to_string(),
             name: model.tags.first().cloned().unwrap_or(key),
@@ -119,7 +135,11 @@ async fn lookup(state: &AppState, key: &str, wants_pooling: bool) -> Result<Entr
                 .and_then(|c| u64::try_from(c).ok()),
             mode: Mode::Completion,
         };
-        Ok(Entry { spec, reranker })
+        Ok(Entry {
+            spec,
+            reranker,
+            linked,
+        })
     })
     .await
 }
@@ -152,6 +172,7 @@ mod tests {
         Entry {
             spec,
             reranker: None,
+            linked: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{debug, warn};
 
@@ -40,6 +41,38 @@ impl Default for ConnLimits {
     }
 }
 
+/// Where a request came from, put in every request's extensions by [`serve`]: a Unix
+/// socket or a loopback address is local (this machine). Routes that act on the daemon's
+/// own files (`/models/load?link=`) serve only local requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// True for a Unix socket or a loopback TCP address.
+    pub local: bool,
+}
+
+/// A listener address that knows whether it is on this machine.
+pub trait PeerAddr {
+    /// True for a Unix socket or a loopback address.
+    fn is_local(&self) -> bool;
+}
+
+impl PeerAddr for std::net::SocketAddr {
+    fn is_local(&self) -> bool {
+        match self.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            ip => ip.is_loopback(),
+        }
+    }
+}
+
+impl PeerAddr for tokio::net::unix::SocketAddr {
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
 /// What a connection over the limit is told before it is closed (its length derived
 /// from the body, never written by hand).
 fn refusal() -> Vec<u8> {
@@ -53,12 +86,16 @@ fn refusal() -> Vec<u8> {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets the
 /// requests in progress finish.
-pub async fn serve<L: axum::serve::Listener>(
+pub async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: PeerAddr,
+{
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let service = tower::ServiceBuilder::new()
@@ -66,7 +103,7 @@ pub async fn serve<L: axum::serve::Listener>(
         .service(app);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (io, _) = tokio::select! {
+        let (io, addr) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
         };
@@ -78,10 +115,19 @@ pub async fn serve<L: axum::serve::Listener>(
             tokio::spawn(refuse(io));
             continue;
         };
+        let peer = Peer {
+            local: addr.is_local(),
+        };
+        let service = service.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            },
+        );
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service.clone()));
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

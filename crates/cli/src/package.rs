@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use modelrunner_format::media::LayerKind;
 use modelrunner_format::package::{PackageFormat, PackageSpec};
 use modelrunner_format::Reference;
 use tokio_util::io::{ReaderStream, SyncIoBridge};
@@ -50,6 +51,14 @@ pub struct PackageArgs {
     /// Push the packaged model to its registry afterwards
     #[arg(long)]
     pub push: bool,
+    /// Store the GGUF files (model and projector) without a second copy: a reflink where
+    /// the file system can, else a hard link; refused with the reason when neither works
+    /// (another file system, no permission). The daemon must run on this machine
+    #[arg(long)]
+    pub link: bool,
+    /// With --link: copy a file that cannot be linked instead of refusing
+    #[arg(long, requires = "link")]
+    pub allow_copy: bool,
     /// Tag for the packaged model, e.g. myorg/mymodel:v1
     pub target: String,
 }
@@ -116,19 +125,39 @@ pub async fn run(client: &Client, a: PackageArgs, json: bool) -> anyhow::Result<
         Ok((built, total))
     })
     .await??;
+    // With --link, the GGUF layers stay out of the archive; the daemon links them.
+    let linked: Vec<(PathBuf, u64, modelrunner_format::Digest)> = built
+        .layers
+        .iter()
+        .filter(|(_, d)| a.link && matches!(d.kind(), LayerKind::Gguf | LayerKind::Mmproj))
+        .map(|(p, d)| (p.clone(), d.size, d.digest))
+        .collect();
+    let mut path = "/models/load".to_string();
+    for (i, (p, _, _)) in linked.iter().enumerate() {
+        let p = p.to_str().context("--link needs UTF-8 paths")?;
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str(&format!("link={}", path_escape(p)));
+    }
+    if a.allow_copy && !linked.is_empty() {
+        path.push_str("&allow_copy=true");
+    }
+    let total = total - linked.iter().map(|(_, size, _)| size).sum::<u64>();
     let (reader, writer) = tokio::io::duplex(1 << 20);
     let upload = built.clone();
+    let left_out: Vec<_> = linked.iter().map(|(_, _, d)| *d).collect();
     let pb = bar(total, "loading", json);
     let pb2 = pb.clone();
     let writer_task = tokio::task::spawn_blocking(move || {
         let out = std::io::BufWriter::with_capacity(1 << 20, SyncIoBridge::new(writer));
-        upload.write_tar(out, &mut |n| pb2.inc(n)).map(|_| ())
+        upload
+            .write_tar_without(out, &left_out, &mut |n| pb2.inc(n))
+            .map(|_| ())
     });
     let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(reader, 1 << 20).map(|r| r));
     let resp = client
         .send(
             client
-                .request(reqwest::Method::POST, "/models/load")
+                .request(reqwest::Method::POST, &path)
                 .header("content-type", "application/x-tar")
                 .body(body),
         )
@@ -161,9 +190,18 @@ pub async fn run(client: &Client, a: PackageArgs, json: bool) -> anyhow::Result<
     if json {
         println!(
             "{}",
-            serde_json::json!({"id": built.id.to_string(), "tag": target.to_string()})
+            serde_json::json!({"id": built.id.to_string(), "tag": target.to_string(), "linked": loaded["linked"]})
         );
     } else {
+        for l in loaded["linked"].as_array().into_iter().flatten() {
+            let how = match l["kind"].as_str().unwrap_or("") {
+                "reflink" => "linked (reflink, shares blocks copy-on-write)",
+                "hard_link" => "linked (hard link; do not change the file while it is packaged)",
+                "copy" => "copied (it could not be linked)",
+                _ => "already in the store",
+            };
+            println!("{} {how}", l["path"].as_str().unwrap_or("?"));
+        }
         println!("Packaged {} as {}", built.id.short(), target.short());
     }
     if a.push {

@@ -293,6 +293,19 @@ fn maintain(config: &Config, m: Command) -> anyhow::Result<bool> {
             for d in &r.corrupt_blobs {
                 println!("corrupt blob {d}{}", if repair { " (removed)" } else { "" });
             }
+            for (d, file) in &r.changed_links {
+                let bad = r.corrupt_blobs.contains(d);
+                println!(
+                    "linked file {} changed since it was linked (blob {d}){}",
+                    file.display(),
+                    match (bad, repair) {
+                        (true, true) => ": its bytes no longer verify; the store's link was removed, the file left alone",
+                        (true, false) => ": its bytes no longer verify",
+                        (false, true) => ": touched, bytes intact; recorded anew",
+                        (false, false) => ": touched, bytes intact (--repair records it anew)",
+                    }
+                );
+            }
             for f in &r.stray_files {
                 println!("stray file {f}{}", if repair { " (removed)" } else { "" });
             }

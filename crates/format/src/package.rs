@@ -439,9 +439,24 @@ impl Built {
         out: W,
         progress: &mut dyn FnMut(u64),
     ) -> Result<W, FormatError> {
+        self.write_tar_without(out, &[], progress)
+    }
+
+    /// Like [`Built::write_tar`], leaving out the layers with the digests in `left_out`
+    /// (files the store links instead of receiving them).
+    pub fn write_tar_without<W: Write>(
+        &self,
+        out: W,
+        left_out: &[Digest],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<W, FormatError> {
         let io = |e| FormatError::io("writing the model archive", e);
         let mut tar = TarWriter::new(out).map_err(io)?;
-        for (path, d) in &self.layers {
+        for (path, d) in self
+            .layers
+            .iter()
+            .filter(|(_, d)| !left_out.contains(&d.digest))
+        {
             let f = File::open(path)
                 .map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
             let reader = Progress {

@@ -12,6 +12,7 @@ use modelrunner_format::{Digest, Manifest};
 use tracing::{info, warn};
 
 use crate::error::StoreError;
+use crate::link::{LinkKind, Linked};
 use crate::models::ModelInfo;
 use crate::Store;
 
@@ -36,9 +37,35 @@ impl Store {
         input: impl Read,
         limits: LoadLimits,
     ) -> Result<ModelInfo, StoreError> {
+        self.load_archive_linking(input, limits, &[], false)
+            .map(|(m, _)| m)
+    }
+
+    /// Loads an archive whose large layers are files on this machine, named in `links`
+    /// and left out of the archive: each is linked into the store first (see
+    /// [`Store::link_file`]; with `allow_copy`, copied when it cannot be), and each must
+    /// be a layer of the archive's manifest. On any failure nothing is kept.
+    pub fn load_archive_linking(
+        &self,
+        input: impl Read,
+        limits: LoadLimits,
+        links: &[std::path::PathBuf],
+        allow_copy: bool,
+    ) -> Result<(ModelInfo, Vec<Linked>), StoreError> {
         let lease = self.lease();
         let mut added: Vec<Digest> = Vec::new();
-        let result = self.load_entries(&lease, input, limits, &mut added);
+        let mut linked = Vec::new();
+        let result = (|| {
+            for path in links {
+                let l = self.link_file(&lease, path, allow_copy)?;
+                if l.kind != LinkKind::AlreadyStored {
+                    added.push(l.digest);
+                }
+                linked.push(l);
+            }
+            let digests: Vec<Digest> = linked.iter().map(|l| l.digest).collect();
+            self.load_entries(&lease, input, limits, &digests, &mut added)
+        })();
         if let Err(e) = &result {
             warn!(cause = %e, added = added.len(), "load failed; rolling back");
             let _guard = self.write_lock.lock().unwrap();
@@ -50,11 +77,11 @@ impl Store {
                 .collect();
             for d in &added {
                 if !used.contains(d) {
-                    let _ = fs::remove_file(self.blob_path(d));
+                    let _ = self.remove_blob_file(d);
                 }
             }
         }
-        result
+        result.map(|m| (m, linked))
     }
 
     fn load_entries(
@@ -62,6 +89,7 @@ impl Store {
         lease: &crate::Lease<'_>,
         input: impl Read,
         limits: LoadLimits,
+        linked: &[Digest],
         added: &mut Vec<Digest>,
     ) -> Result<ModelInfo, StoreError> {
         let mut archive = tar::Archive::new(input);
@@ -128,6 +156,14 @@ impl Store {
         }
         let manifest = manifest.ok_or_else(|| bad("no manifest.json".into()))?;
         let parsed = Manifest::parse(&manifest)?;
+        if let Some(stray) = linked
+            .iter()
+            .find(|d| !parsed.layers.iter().any(|l| l.digest == **d))
+        {
+            return Err(bad(format!(
+                "a linked file hashes to {stray}, which is not a layer of the manifest (was it changed after it was packaged?)"
+            )));
+        }
         for d in parsed.blobs() {
             if !self.has_blob(&d.digest) {
                 return Err(bad(format!(

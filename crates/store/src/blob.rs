@@ -169,6 +169,8 @@ impl<'l> BlobWriter<'l> {
             // Someone else stored the same content first; ours is redundant.
             let _ = fs::remove_file(&self.tmp);
         } else {
+            // Written anew: any record of a hard link by this digest is stale.
+            self.lease.store.forget_link(&actual);
             fs::rename(&self.tmp, &dest)
                 .map_err(|e| StoreError::io(format!("publishing {}", dest.display()), e))?;
             fsync_dir(dest.parent().expect("blob dir"))?;
@@ -216,15 +218,20 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Hashes a stored file and compares it with its name.
-pub(crate) fn verify_file(path: &Path, expected: &Digest) -> Result<u64, StoreError> {
+/// Hashes a file (not following a link): its digest and size.
+pub(crate) fn hash_file(path: &Path) -> Result<(Digest, u64), StoreError> {
     let mut f = open_nofollow(path)
         .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
     let mut h = Hasher::new();
     h.update_from(&mut f, &mut |_| {})
         .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
     let size = h.len();
-    let actual = h.finish();
+    Ok((h.finish(), size))
+}
+
+/// Hashes a stored file and compares it with its name.
+pub(crate) fn verify_file(path: &Path, expected: &Digest) -> Result<u64, StoreError> {
+    let (actual, size) = hash_file(path)?;
     if &actual != expected {
         return Err(StoreError::DigestMismatch {
             expected: *expected,

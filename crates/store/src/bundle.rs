@@ -98,6 +98,10 @@ impl Store {
             mmproj,
             root: root.clone(),
         };
+        // A hard-linked blob whose file changed is refused, built bundle or not.
+        for (d, _) in &plan {
+            self.check_link(d)?;
+        }
         if plan
             .iter()
             .all(|(_, name)| root.join("model").join(name).is_file())

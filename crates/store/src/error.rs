@@ -57,6 +57,24 @@ pub enum StoreError {
         /// The limit.
         limit: u64,
     },
+    /// A file that cannot be linked into the store (`package --link`).
+    #[error("cannot link {}: {why}", file.display())]
+    CannotLink {
+        /// The file as named.
+        file: std::path::PathBuf,
+        /// Why not, in words a user can act on.
+        why: String,
+    },
+    /// A hard-linked blob whose file changed on disk after it was linked.
+    #[error("blob {digest} is a hard link to {}, which changed after it was linked ({what}); the store does not serve it. Put the original file back, or run `modelrunnerd fsck --repair` with the daemon stopped and package the file again", file.display())]
+    LinkedFileChanged {
+        /// The blob.
+        digest: Digest,
+        /// The linked file.
+        file: std::path::PathBuf,
+        /// What changed.
+        what: String,
+    },
     /// A malformed archive, manifest or config.
     #[error(transparent)]
     Format(#[from] FormatError),

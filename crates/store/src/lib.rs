@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Layout: `layout.json`, `blobs/sha256/<hex>`, `manifests/sha256/<hex>`, `tmp/` (writes
-//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/` and `index/` (sled); `responses/` beside them belongs to the API's stored Responses, not to the store. A file at a content address
+//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/`, `links/<hex>` (what a hard-linked blob's file looked like when linked, see `link.rs`) and `index/` (sled); `responses/` beside them belongs to the API's stored Responses, not to the store. A file at a content address
 //! always has that content: it is written under `tmp/`, verified, synced and renamed.
 #![deny(missing_docs)]
 
@@ -20,6 +20,7 @@ mod blob;
 mod bundle;
 mod error;
 mod index;
+mod link;
 mod maintenance;
 mod models;
 mod partial;
@@ -38,6 +39,7 @@ pub use archive::LoadLimits;
 pub use blob::BlobWriter;
 pub use bundle::Bundle;
 pub use error::StoreError;
+pub use link::{LinkKind, Linked};
 pub use maintenance::{DiskUsage, FsckReport, GcReport};
 pub use models::{DeleteOutcome, ModelInfo};
 pub use partial::{OwnedLease, PartialBlob, PARTIAL_RETENTION};
@@ -201,6 +203,7 @@ impl Store {
             "partial/sha256",
             "tmp",
             "index",
+            "links",
         ] {
             ensure_dir(&root.join(d))?;
         }

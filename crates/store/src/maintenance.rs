@@ -30,6 +30,11 @@ pub struct FsckReport {
     pub corrupt_blobs: Vec<Digest>,
     /// Files in the blob directory that are not named by a digest, or not regular files.
     pub stray_files: Vec<String>,
+    /// Hard-linked blobs whose file changed after it was linked, with the file: those
+    /// whose bytes no longer verify are in `corrupt_blobs` too (and removed from the store
+    /// by a repair, the file left alone); those only touched (same bytes, new mtime) are
+    /// recorded anew by a repair.
+    pub changed_links: Vec<(Digest, std::path::PathBuf)>,
     /// Models with a missing or bad manifest, config or layer, with the reason.
     pub broken_models: Vec<(Digest, String)>,
     /// Whether corrupt blobs and stray files were removed.
@@ -40,6 +45,7 @@ impl FsckReport {
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
         self.corrupt_blobs.is_empty()
+            && (self.changed_links.is_empty() || self.repaired)
             && self.stray_files.is_empty()
             && self.broken_models.is_empty()
     }
@@ -92,7 +98,12 @@ impl Store {
                     continue;
                 }
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                match fs::remove_file(e.path()) {
+                let removed = if dir == "blobs/sha256" {
+                    self.remove_blob_file(&d)
+                } else {
+                    fs::remove_file(e.path())
+                };
+                match removed {
                     Ok(()) => {
                         report.bytes_freed += size;
                         out.push(d);
@@ -101,6 +112,7 @@ impl Store {
                 }
             }
         }
+        self.prune_link_records();
         info!(
             blobs = report.blobs_removed.len(),
             bytes = report.bytes_freed,
@@ -127,12 +139,8 @@ impl Store {
             }
         }
         warn!(digest = %d, "a stored blob is damaged; removing it so that it is fetched again");
-        let removed = if meta.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        removed.map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
+        self.remove_blob_file(d)
+            .map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
         Ok(None)
     }
 
@@ -167,9 +175,16 @@ impl Store {
             if verify_file(&e.path(), &d).is_err() {
                 warn!(digest = %d, "corrupt blob");
                 report.corrupt_blobs.push(d);
-                if repair {
-                    let _ = fs::remove_file(e.path());
+                if let Ok(Some(rec)) = self.link_record(&d) {
+                    report.changed_links.push((d, rec.file));
                 }
+                if repair {
+                    let _ = self.remove_blob_file(&d);
+                }
+            } else if let Some(file) = self.refresh_link(&d, repair)? {
+                // Touched, not changed: the bytes still hash to the name.
+                warn!(digest = %d, file = %file.display(), "a linked file was touched; its bytes are intact");
+                report.changed_links.push((d, file));
             }
         }
         for r in self.records() {
@@ -216,7 +231,12 @@ impl Store {
     pub fn purge(&self) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().unwrap();
         self.index_clear()?;
-        for dir in ["blobs/sha256", "manifests/sha256", "bundles/sha256"] {
+        for dir in [
+            "blobs/sha256",
+            "manifests/sha256",
+            "bundles/sha256",
+            "links",
+        ] {
             let p = self.root().join(dir);
             let entries =
                 fs::read_dir(&p).map_err(|e| StoreError::io(format!("listing {dir}"), e))?;

@@ -244,6 +244,7 @@ pub(crate) fn table() -> Vec<Route> {
                 post(models::load_model).layer(DefaultBodyLimit::disable()),
             ),
         )
+        .query(&[("link", "string", false), ("allow_copy", "boolean", false)])
         .gives(Json("Loaded")),
     );
     t.push(

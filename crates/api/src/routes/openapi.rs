@@ -382,4 +382,37 @@ mod tests {
             );
         }
     }
+
+    /// `?link=` names a file on the daemon's machine: only a local peer may ask. The
+    /// same request from a local peer goes on to the store (and is refused there, for
+    /// a file that does not exist), so the gate is what stopped the others.
+    #[tokio::test]
+    async fn linking_is_for_local_clients_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        for (peer, status, code) in [
+            (None, 403, "link_not_local"),
+            (Some(false), 403, "link_not_local"),
+            (Some(true), 400, "cannot_link"),
+        ] {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri("/models/load?link=/nowhere/m.gguf")
+                .header("host", "localhost")
+                .body(Body::empty())
+                .unwrap();
+            if let Some(local) = peer {
+                req.extensions_mut().insert(crate::serve::Peer { local });
+            }
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{peer:?}");
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"]["code"], code, "{peer:?}: {body}");
+            assert_eq!(body["error"]["param"], "link", "{peer:?}: {body}");
+        }
+    }
 }

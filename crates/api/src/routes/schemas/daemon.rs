@@ -211,8 +211,17 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "Loaded",
             obj(
-                &["type", "message", "id"],
-                json!({"type": t(S), "message": t(S), "id": t(S)}),
+                &["type", "message", "id", "linked"],
+                json!({"type": t(S), "message": t(S), "id": t(S), "linked": {
+                    "type": "array",
+                    "items": obj(
+                        &["path", "digest", "size", "kind"],
+                        json!({"path": t(S), "digest": t(S), "size": {"type": "integer"}, "kind": {
+                            "type": "string",
+                            "enum": ["reflink", "hard_link", "copy", "already_stored"]
+                        }}),
+                    ),
+                }}),
             ),
         ),
         ("Version", obj(&["version"], json!({"version": t(S)}))),

@@ -23,6 +23,9 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 # The service test checks the unit with systemd-analyze (it needs no running systemd).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The Kubernetes test renders deploy/kubernetes with `kubectl kustomize` (any kubectl
+# already on the PATH, e.g. Google Cloud SDK's, is used as it is).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 # The GPU admission test's stand-in nvidia-smi counts runners with pgrep.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 if ((${#missing[@]})); then

@@ -147,7 +147,15 @@ impl AppState {
     /// Pulls `prefetch` and pulls and loads `preload` in the background; `/health` is 503
     /// until they are done.
     pub fn preload(&self, prefetch: Vec<String>, preload: Vec<String>) {
-        preload::start(self, prefetch, preload);
+        // Empty entries name nothing: `MODELRUNNER_PRELOAD=""` (an empty ConfigMap value)
+        // or a trailing comma means no model, not a model called "".
+        let names = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        preload::start(self, names(prefetch), names(preload));
     }
 
     /// Serves `buffer` at `/logs`.

@@ -26,6 +26,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The Kubernetes test renders deploy/kubernetes with `kubectl kustomize` (any kubectl
 # already on the PATH, e.g. Google Cloud SDK's, is used as it is).
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# The chat page's test drives Debian's Chromium (Playwright's own browser downloads are
+# not used).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 # The GPU admission test's stand-in nvidia-smi counts runners with pgrep.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 if ((${#missing[@]})); then

@@ -40,6 +40,7 @@ mod responses;
 mod routes;
 pub mod security;
 mod serve;
+mod ui;
 mod wire;
 
 use std::future::Future;

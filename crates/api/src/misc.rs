@@ -1,4 +1,4 @@
-//! `/`, `/version`, `/health`, `/engines/df` and the fallback.
+//! `/version`, `/health`, `/engines/df` and the fallback.
 
 use axum::extract::State;
 use axum::http::Uri;
@@ -6,11 +6,6 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::{blocking, ApiError, AppState};
-
-/// `GET /`: a liveness line, as Docker Model Runner answers.
-pub(crate) async fn root() -> &'static str {
-    "modelrunner is running"
-}
 
 /// `GET /version`.
 pub(crate) async fn version() -> Json<Value> {

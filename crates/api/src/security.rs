@@ -2,8 +2,8 @@
 //!
 //! * Keys are stored as sha256 digests (`sha256:<hex>`); a request presents the key as
 //!   `Authorization: Bearer KEY` (or `x-api-key: KEY`). Its digest is compared with every
-//!   stored one in constant time. `GET /health` is the one route without a key, so that
-//!   health checks need no secret. Keys never reach the logs: only "missing" or
+//!   stored one in constant time. `GET /health` needs no key, so that health checks need
+//!   no secret; nor do the chat page and its files (`ui`), which hold none. Keys never reach the logs: only "missing" or
 //!   "invalid" is logged.
 //! * CORS answers only the configured origins and the loopback ones, never `*`.
 //! * Every request gets an ID (the client's `x-request-id` when it is a short token),
@@ -99,6 +99,7 @@ pub(crate) async fn require_key(
     let keys = &state.config.api_keys;
     if keys.is_empty()
         || (req.method() == Method::GET && matches!(req.uri().path(), "/health" | "/v1/health"))
+        || crate::ui::is_public(&req)
     {
         return next.run(req).await;
     }

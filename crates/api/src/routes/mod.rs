@@ -9,7 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{delete, get, post, MethodRouter};
 
-use crate::{engines, logs, metrics, misc, models, registry, AppState};
+use crate::{engines, logs, metrics, misc, models, registry, ui, AppState};
 
 mod openapi;
 mod schemas;
@@ -328,11 +328,22 @@ pub(crate) fn table() -> Vec<Route> {
             M::GET,
             "/",
             "daemon",
-            "Liveness line",
+            "Liveness line; the chat page when the client accepts text/html",
             None,
-            at("/", get(misc::root)),
+            at("/", get(ui::root)),
         )
         .gives(Media("text/plain")),
+    );
+    t.push(
+        r(
+            M::GET,
+            "/ui/{file}",
+            "daemon",
+            "A file of the chat page (script, style sheet, icon)",
+            None,
+            at("/ui/{file}", get(ui::file)),
+        )
+        .gives(Media("text/javascript")),
     );
     t.push(
         r(

@@ -61,8 +61,13 @@ fn render(overlay: &str) -> Vec<Value> {
     let yaml = run(Command::new("kubectl").arg("kustomize").arg(&dir), None);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &yaml).unwrap();
-    // The oldest Kubernetes still common in managed clusters, and the newest the tool has.
-    for version in ["1.27.0", "1.37.0"] {
+    // The oldest Kubernetes still common in managed clusters, and the newest the tool has;
+    // image volumes exist from 1.33 (beta) on.
+    let versions: &[&str] = match overlay {
+        "models-volume" => &["1.33.0", "1.37.0"],
+        _ => &["1.27.0", "1.37.0"],
+    };
+    for &version in versions {
         let verdict = run(
             Command::new(venv("kubernetes-validate"))
                 .args(["--strict", "--kubernetes-version", version, "--quiet"])
@@ -97,7 +102,7 @@ fn image_uid() -> u64 {
 
 #[test]
 fn overlays_validate_and_keep_the_pod_locked_down() {
-    for overlay in ["cpu", "nvidia-gpu"] {
+    for overlay in ["cpu", "nvidia-gpu", "models-volume"] {
         let objects = render(overlay);
         let deploy = object(&objects, "Deployment");
         let pod = &deploy["spec"]["template"]["spec"];
@@ -126,6 +131,10 @@ fn overlays_validate_and_keep_the_pod_locked_down() {
             svc["spec"]["selector"], deploy["spec"]["selector"]["matchLabels"],
             "{overlay}: the Service selects other pods"
         );
+        if overlay == "models-volume" {
+            models_volume(&objects, pod);
+            continue;
+        }
         let claim = object(&objects, "PersistentVolumeClaim")["metadata"]["name"].clone();
         assert!(
             pod["volumes"]
@@ -136,6 +145,48 @@ fn overlays_validate_and_keep_the_pod_locked_down() {
             "{overlay}: the store's claim is not mounted"
         );
     }
+}
+
+/// The models-volume overlay: the image volume mounted read-only where
+/// `MODELRUNNER_MODELS_DIR` points, the store an emptyDir, and no claim left.
+fn models_volume(objects: &[Value], pod: &Value) {
+    assert!(
+        objects.iter().all(|o| o["kind"] != "PersistentVolumeClaim"),
+        "models-volume keeps the store's claim"
+    );
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    assert!(
+        volume("store")["emptyDir"].is_object(),
+        "{}",
+        volume("store")
+    );
+    assert!(volume("store")["persistentVolumeClaim"].is_null());
+    assert!(volume("models")["image"]["reference"].is_string());
+    let c = &pod["containers"][0];
+    let dir = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODELRUNNER_MODELS_DIR")
+        .expect("MODELRUNNER_MODELS_DIR")["value"]
+        .clone();
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "models")
+        .expect("the models volume's mount")
+        .clone();
+    assert_eq!(mount["mountPath"], dir);
+    assert_eq!(mount["readOnly"], true);
 }
 
 /// A mount's path inside the container → the path it stands for here.

@@ -30,6 +30,7 @@ pub mod logs;
 mod metrics;
 mod misc;
 mod models;
+pub mod models_dir;
 mod ollama;
 mod openai;
 mod pipeline;
@@ -145,9 +146,14 @@ impl AppState {
         }
     }
 
-    /// Pulls `prefetch` and pulls and loads `preload` in the background; `/health` is 503
-    /// until they are done.
-    pub fn preload(&self, prefetch: Vec<String>, preload: Vec<String>) {
+    /// Serves the models of `models_dir` in place, pulls `prefetch` and pulls and loads
+    /// `preload`, in the background; `/health` is 503 until they are done.
+    pub fn preload(
+        &self,
+        models_dir: Option<std::path::PathBuf>,
+        prefetch: Vec<String>,
+        preload: Vec<String>,
+    ) {
         // Empty entries name nothing: `MODELRUNNER_PRELOAD=""` (an empty ConfigMap value)
         // or a trailing comma means no model, not a model called "".
         let names = |v: Vec<String>| -> Vec<String> {
@@ -156,7 +162,7 @@ impl AppState {
                 .filter(|s| !s.is_empty())
                 .collect()
         };
-        preload::start(self, names(prefetch), names(preload));
+        preload::start(self, models_dir, names(prefetch), names(preload));
     }
 
     /// Serves `buffer` at `/logs`.

@@ -1,7 +1,9 @@
-//! Models pulled (`--prefetch`) or pulled and loaded (`--preload`) when the daemon
-//! starts, in order, with their progress in the log; `/health` answers 503 until every
-//! one is done, and keeps answering 503 naming the model when one failed.
+//! Models served from the models directory (`--models-dir`, first), pulled
+//! (`--prefetch`) or pulled and loaded (`--preload`) when the daemon starts, in order,
+//! with their progress in the log; `/health` answers 503 until every one is done, and
+//! keeps answering 503 naming the model when one failed.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use modelrunner_registry::progress::{Kind, Progress};
@@ -30,9 +32,14 @@ impl Preload {
 
 /// Starts the work in the background: `prefetch` pulled when missing, then `preload`
 /// pulled when missing and loaded (kept loaded until a request sets another keep-alive).
-pub fn start(state: &AppState, prefetch: Vec<String>, preload: Vec<String>) {
+pub fn start(
+    state: &AppState,
+    models_dir: Option<PathBuf>,
+    prefetch: Vec<String>,
+    preload: Vec<String>,
+) {
     let total = prefetch.len() + preload.len();
-    if total == 0 {
+    if total == 0 && models_dir.is_none() {
         return;
     }
     state
@@ -40,6 +47,16 @@ pub fn start(state: &AppState, prefetch: Vec<String>, preload: Vec<String>) {
         .set(Some(format!("preloading models: 0 of {total} done")));
     let state = state.clone();
     tokio::spawn(async move {
+        if let Some(dir) = models_dir {
+            state
+                .preload
+                .set(Some(format!("adopting the models in {}", dir.display())));
+            if let Err(why) = adopt(&state, dir).await {
+                error!(cause = %why, "models directory: failed; /health stays 503");
+                state.preload.set(Some(why));
+                return;
+            }
+        }
         let work = prefetch
             .into_iter()
             .map(|m| (m, false))
@@ -84,6 +101,24 @@ async fn one(state: &AppState, model: &str, load: bool) -> Result<(), ApiError> 
         info!(%model, "preload: loaded");
     }
     Ok(())
+}
+
+/// Serves every model of the models directory in place (`models_dir`).
+async fn adopt(state: &AppState, dir: PathBuf) -> Result<(), String> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let found = crate::models_dir::scan(&dir)?;
+        info!(dir = %dir.display(), models = found.len(), "models directory: serving in place");
+        for f in found {
+            let m = store
+                .add_external_model(&f.spec, &f.tag)
+                .map_err(|e| format!("serving {} from {}: {e}", f.tag, f.spec.gguf.display()))?;
+            info!(model = %f.tag, id = %m.id, file = %f.spec.gguf.display(), "models directory: ready");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("the models directory's task failed: {e}"))?
 }
 
 /// Logs a pull's layers as they finish, and its last line.

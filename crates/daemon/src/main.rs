@@ -146,6 +146,7 @@ async fn serve(config: Config, log_buffer: Arc<LogBuffer>) -> anyhow::Result<()>
     let state =
         AppState::new(Arc::new(store), scheduler.clone(), api, registry).with_logs(log_buffer);
     state.preload(
+        config.storage.models_dir.clone(),
         config.serving.prefetch.clone(),
         config.serving.preload.clone(),
     );

@@ -1,7 +1,6 @@
 //! Loading and exporting models in the tar format of `POST /models/load`.
 
 use std::collections::HashSet;
-use std::fs;
 use std::io::{Read, Write};
 
 use modelrunner_format::manifest::MAX_DOCUMENT_BYTES;
@@ -84,7 +83,7 @@ impl Store {
         result.map(|m| (m, linked))
     }
 
-    fn load_entries(
+    pub(crate) fn load_entries(
         &self,
         lease: &crate::Lease<'_>,
         input: impl Read,
@@ -171,9 +170,7 @@ impl Store {
                     d.digest
                 )));
             }
-            let actual = fs::metadata(self.blob_path(&d.digest))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let actual = self.blob_len(&d.digest).unwrap_or(0);
             if actual != d.size {
                 return Err(StoreError::SizeMismatch {
                     digest: d.digest,

@@ -1,5 +1,6 @@
 //! Runnable bundles: the files of one model laid out the way llama.cpp expects, made of
-//! hard links to the blobs (copies across file systems).
+//! hard links to the blobs (copies across file systems), and symlinks to the files served
+//! in place (`external.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,15 @@ impl Store {
                 let _ = fs::remove_dir_all(&tmp);
                 return Err(StoreError::MissingBlob(*d));
             }
-            link_or_copy(&self.blob_path(d), &tmp.join("model").join(name))?;
+            let dest = tmp.join("model").join(name);
+            match self.external_file(d) {
+                // A file served in place: named, never copied (`external.rs`).
+                Some(file) if !crate::is_regular_file(&self.blob_path(d)) => {
+                    std::os::unix::fs::symlink(&file, &dest)
+                        .map_err(|e| StoreError::io(format!("linking {}", dest.display()), e))?
+                }
+                _ => link_or_copy(&self.blob_path(d), &dest)?,
+            }
         }
         let _ = fs::remove_dir_all(&root);
         fs::rename(&tmp, &root).map_err(|e| StoreError::io("publishing bundle", e))?;

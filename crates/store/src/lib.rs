@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Layout: `layout.json`, `blobs/sha256/<hex>`, `manifests/sha256/<hex>`, `tmp/` (writes
-//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/`, `links/<hex>` (what a hard-linked blob's file looked like when linked, see `link.rs`) and `index/` (sled); `responses/` beside them belongs to the API's stored Responses, not to the store. A file at a content address
+//! in progress), `partial/sha256/<hex>` (resumable downloads), `bundles/sha256/<id>/`, `links/<hex>` (what a hard-linked blob's file looked like when linked, see `link.rs`), `external/<hex>` (a file served in place instead of a blob, see `external.rs`) and `index/` (sled); `responses/` beside them belongs to the API's stored Responses, not to the store. A file at a content address
 //! always has that content: it is written under `tmp/`, verified, synced and renamed.
 #![deny(missing_docs)]
 
@@ -19,6 +19,7 @@ mod archive;
 mod blob;
 mod bundle;
 mod error;
+mod external;
 mod index;
 mod link;
 mod maintenance;
@@ -146,6 +147,11 @@ fn refuse_links_in(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A regular file at `path` itself (a symlink there is not one).
+pub(crate) fn is_regular_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
 fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
@@ -204,6 +210,7 @@ impl Store {
             "tmp",
             "index",
             "links",
+            "external",
         ] {
             ensure_dir(&root.join(d))?;
         }
@@ -295,9 +302,15 @@ impl Store {
         self.root.join("bundles/sha256").join(d.hex())
     }
 
-    /// True when the blob is stored.
+    /// True when the blob is stored, or is a file served in place that is unchanged.
     pub fn has_blob(&self, d: &Digest) -> bool {
-        fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file())
+        is_regular_file(&self.blob_path(d)) || self.external_file(d).is_some()
+    }
+
+    /// The blob's size on disk (its file's, for one served in place).
+    pub(crate) fn blob_len(&self, d: &Digest) -> Option<u64> {
+        let path = self.external_file(d).unwrap_or_else(|| self.blob_path(d));
+        fs::metadata(path).ok().map(|m| m.len())
     }
 
     /// Reads a whole (small) blob, verifying it.
@@ -333,6 +346,12 @@ impl Store {
 
     /// Opens a blob for streaming (not verified here; `fsck` and writes verify).
     pub fn open_blob(&self, d: &Digest) -> Result<fs::File, StoreError> {
+        if self.is_external(d) && !is_regular_file(&self.blob_path(d)) {
+            self.check_external(d)?;
+            let file = self.external_file(d).ok_or(StoreError::MissingBlob(*d))?;
+            return blob::open_nofollow(&file)
+                .map_err(|e| StoreError::io(format!("opening {}", file.display()), e));
+        }
         blob::open_nofollow(&self.blob_path(d)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StoreError::MissingBlob(*d)

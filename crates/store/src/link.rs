@@ -36,6 +36,8 @@ pub enum LinkKind {
     Copy,
     /// The store already had these bytes; nothing was added.
     AlreadyStored,
+    /// Served from the file where it lies, unchanged and uncopied (`external.rs`).
+    External,
 }
 
 /// One file linked into the store.
@@ -64,7 +66,7 @@ pub(crate) struct LinkRecord {
 }
 
 impl LinkRecord {
-    fn of(file: &Path, m: &fs::Metadata) -> Self {
+    pub(crate) fn of(file: &Path, m: &fs::Metadata) -> Self {
         LinkRecord {
             file: file.to_path_buf(),
             size: m.len(),
@@ -75,8 +77,13 @@ impl LinkRecord {
         }
     }
 
+    /// Whether `m` is the recorded file (same device and inode).
+    pub(crate) fn same_file(&self, m: &fs::Metadata) -> bool {
+        (m.dev(), m.ino()) == (self.dev, self.ino)
+    }
+
     /// What differs between the record and the file now, if anything.
-    fn change(&self, m: &fs::Metadata) -> Option<String> {
+    pub(crate) fn change(&self, m: &fs::Metadata) -> Option<String> {
         if m.len() != self.size {
             return Some(format!("size {} bytes, was {}", m.len(), self.size));
         }
@@ -147,6 +154,7 @@ impl Store {
             Err(e) => Err(e),
         };
         self.forget_link(d);
+        self.forget_external(d);
         r
     }
 
@@ -169,35 +177,17 @@ impl Store {
     }
 
     pub(crate) fn link_record(&self, d: &Digest) -> Result<Option<LinkRecord>, StoreError> {
-        let path = self.link_record_path(d);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io(format!("reading {}", path.display()), e)),
-        }
+        read_record(&self.link_record_path(d))
     }
 
     fn write_link_record(&self, d: &Digest, rec: &LinkRecord) -> Result<(), StoreError> {
-        let dest = self.link_record_path(d);
-        let tmp = self
-            .tmp_dir()
-            .join(format!("r-{:016x}", rand::rng().random::<u64>()));
-        let body = serde_json::to_vec(rec).expect("a record serialises");
-        let io = |e| StoreError::io(format!("writing {}", dest.display()), e);
-        {
-            use std::io::Write;
-            let mut f = create_exclusive(&tmp).map_err(io)?;
-            f.write_all(&body).and_then(|_| f.sync_all()).map_err(io)?;
-        }
-        fs::rename(&tmp, &dest).map_err(io)?;
-        fsync_dir(&self.links_dir())
+        write_record(self, &self.link_record_path(d), rec)
     }
 
-    /// True when the blob is a hard link to a user's file (see [`Store::check_link`]).
+    /// True when the blob is a hard link to a user's file, or a file served in place
+    /// (see [`Store::check_link`]).
     pub fn is_linked(&self, d: &Digest) -> bool {
-        self.link_record_path(d).is_file()
+        self.link_record_path(d).is_file() || self.is_external(d)
     }
 
     /// Checks that a hard-linked blob's file is as it was linked: same size and mtime.
@@ -205,7 +195,7 @@ impl Store {
     /// naming the file.
     pub fn check_link(&self, d: &Digest) -> Result<(), StoreError> {
         let Some(rec) = self.link_record(d)? else {
-            return Ok(());
+            return self.check_external(d);
         };
         let Ok(meta) = fs::symlink_metadata(self.blob_path(d)) else {
             return Ok(()); // a missing blob is reported as missing by the caller
@@ -260,31 +250,7 @@ impl Store {
             file: path.to_path_buf(),
             why,
         };
-        if !path.is_absolute() {
-            return Err(bad("the path must be absolute".into()));
-        }
-        let file = path.canonicalize().map_err(|e| {
-            bad(if e.kind() == io::ErrorKind::NotFound {
-                "there is no such file on the daemon's machine".into()
-            } else {
-                e.to_string()
-            })
-        })?;
-        let meta = fs::metadata(&file).map_err(|e| bad(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(bad("it is not a regular file".into()));
-        }
-        // Also keeps files whose length the kernel does not know (`/proc`, where a read
-        // may block) from being opened at all.
-        if meta.len() < 32 {
-            return Err(bad(format!(
-                "it is {} bytes long, too short for a GGUF file",
-                meta.len()
-            )));
-        }
-        // Only GGUF files (models, projectors) are linked: a daemon never takes other
-        // files of its machine into the store on a client's word.
-        GgufFile::open(&file).map_err(|e| bad(format!("it is not a GGUF file: {e}")))?;
+        let (file, _) = check_source(path)?;
         let src = File::open(&file).map_err(|e| bad(e.to_string()))?;
         let tmp = self
             .tmp_dir()
@@ -364,4 +330,65 @@ impl Store {
         fsync_dir(dest.parent().expect("blob dir"))?;
         Ok((digest, size, kind))
     }
+}
+
+/// The canonical path and metadata of a GGUF file a caller names for the store to take
+/// without copying, or why it cannot be.
+pub(crate) fn check_source(path: &Path) -> Result<(PathBuf, fs::Metadata), StoreError> {
+    let bad = |why: String| StoreError::CannotLink {
+        file: path.to_path_buf(),
+        why,
+    };
+    if !path.is_absolute() {
+        return Err(bad("the path must be absolute".into()));
+    }
+    let file = path.canonicalize().map_err(|e| {
+        bad(if e.kind() == io::ErrorKind::NotFound {
+            "there is no such file on the daemon's machine".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    let meta = fs::metadata(&file).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("it is not a regular file".into()));
+    }
+    // Also keeps files whose length the kernel does not know (`/proc`, where a read
+    // may block) from being opened at all.
+    if meta.len() < 32 {
+        return Err(bad(format!(
+            "it is {} bytes long, too short for a GGUF file",
+            meta.len()
+        )));
+    }
+    // Only GGUF files (models, projectors) are linked: a daemon never takes other
+    // files of its machine into the store on a client's word.
+    GgufFile::open(&file).map_err(|e| bad(format!("it is not a GGUF file: {e}")))?;
+    Ok((file, meta))
+}
+
+pub(crate) fn read_record(path: &Path) -> Result<Option<LinkRecord>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Broken(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Writes a record atomically (a temp file renamed into place, synced).
+pub(crate) fn write_record(store: &Store, dest: &Path, rec: &LinkRecord) -> Result<(), StoreError> {
+    let tmp = store
+        .tmp_dir()
+        .join(format!("r-{:016x}", rand::rng().random::<u64>()));
+    let body = serde_json::to_vec(rec).expect("a record serialises");
+    let io = |e| StoreError::io(format!("writing {}", dest.display()), e);
+    {
+        use std::io::Write;
+        let mut f = create_exclusive(&tmp).map_err(io)?;
+        f.write_all(&body).and_then(|_| f.sync_all()).map_err(io)?;
+    }
+    fs::rename(&tmp, dest).map_err(io)?;
+    fsync_dir(dest.parent().expect("a record's directory"))
 }

@@ -113,6 +113,13 @@ impl Store {
             }
         }
         self.prune_link_records();
+        // Records of files served in place that no model uses any more.
+        for d in self.external_digests() {
+            if !blobs.contains(&d) && !self.is_pinned(&d) {
+                self.forget_external(&d);
+                report.blobs_removed.push(d);
+            }
+        }
         info!(
             blobs = report.blobs_removed.len(),
             bytes = report.bytes_freed,
@@ -187,6 +194,7 @@ impl Store {
                 report.changed_links.push((d, file));
             }
         }
+        self.fsck_external(repair, &mut report);
         for r in self.records() {
             let rec = match r {
                 Ok(rec) => rec,
@@ -236,6 +244,7 @@ impl Store {
             "manifests/sha256",
             "bundles/sha256",
             "links",
+            "external",
         ] {
             let p = self.root().join(dir);
             let entries =

@@ -302,7 +302,7 @@ impl Store {
             .collect();
         for d in rec.blobs() {
             if !still_used.contains(d) && !self.is_pinned(d) {
-                let _ = fs::remove_file(self.blob_path(d));
+                let _ = self.remove_blob_file(d);
             }
         }
         let _ = fs::remove_file(self.manifest_path(&rec.id));

@@ -93,6 +93,12 @@ pub struct Storage {
     #[arg(long, env = "MODELRUNNER_STORE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
+    /// A directory of GGUF files (often a read-only volume) to serve in place as models,
+    /// never copied: each NAME.gguf, and each NAME/ directory holding one model; /health
+    /// is 503 until they are hashed
+    #[arg(long, env = "MODELRUNNER_MODELS_DIR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
     /// Largest JSON request body in bytes (at most 256 MiB)
     #[arg(long, env = "MODELRUNNER_BODY_LIMIT", default_value_t = 16 << 20)]
     pub body_limit: usize,

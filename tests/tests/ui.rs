@@ -70,6 +70,11 @@ fn chat_page_in_chromium() {
     let d = Daemon::start(&[]);
     // Its stand-in, where ../shared is missing, serves as well: no check reads the story.
     d.package_chat_model("stories");
+    // QwQ's template opens a thinking block, which this model never closes: it thinks.
+    let (gguf, _) = modelrunner_testkit::chat_model(d.dir.path());
+    let qwq = modelrunner_testkit::shared_dir().join("chat-templates/Qwen-QwQ-32B.jinja");
+    let (gguf, qwq) = (gguf.to_str().unwrap(), qwq.to_str().unwrap());
+    d.ok(&["package", "--gguf", gguf, "--chat-template", qwq, "thinker"]);
     let keyed = Daemon::start(&[]);
     keyed.package_chat_model("stories");
     let (dir, store) = keyed.stop();
@@ -103,7 +108,7 @@ fn chat_page_in_chromium() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("page: all checks passed"), "{text}");
     for shot in [
-        "models", "answer", "pulled", "stopped", "reloaded", "dark", "phone", "key",
+        "models", "answer", "thinking", "pulled", "stopped", "reloaded", "dark", "phone", "key",
     ] {
         let p = shots.join(format!("{shot}.png"));
         assert!(

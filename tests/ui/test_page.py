@@ -5,7 +5,8 @@ BASE_URL (a daemon with stories260K as `stories`), KEYED_URL and API_KEY (a daem
 asks for that key), PULL_REF (a model in the registry that BASE_URL's store lacks, slow
 enough to stop mid-answer), CHROMIUM (the browser) and SHOTS (where screenshots go).
 
-Checked: the model list; a streamed answer with its token speed; markdown rendered
+Checked: the model list; a streamed answer with its token speed; a reasoning model's
+thoughts shown apart from the answer; markdown rendered
 without ever parsing model text as HTML; a pull whose bars move and reach 100%; stopping
 a long answer (and the daemon stops generating); conversations surviving a reload; the
 dark theme; a phone's viewport; the API-key prompt; no request to another origin and no
@@ -95,7 +96,9 @@ def main():
         row = page.locator('#models tr[data-model$="/stories:latest"]')
         expect(row).to_be_visible(timeout=LONG)
         expect(row).to_contain_text("2,048")
-        expect(page.locator("#model")).to_have_value("docker.io/ai/stories:latest")
+        stories = "docker.io/ai/stories:latest"
+        expect(page.locator(f'#model option[value="{stories}"]')).to_have_count(1)
+        page.select_option("#model", value=stories)
         shot(page, "models")
 
         # Markdown, in the browser: structure without HTML from the text.
@@ -115,6 +118,29 @@ def main():
         story = page.locator("li.msg.assistant .content").last.text_content()
         check(story.strip(), "the answer is empty")
         shot(page, "answer")
+
+        # A reasoning model's thoughts, shown apart from its answer.
+        page.click("#new-chat")
+        page.select_option("#model", value="docker.io/ai/thinker:latest")
+        page.click("#toggle-settings")
+        page.fill("#max_tokens", "16")
+        # Not JSON: the page says so and sends nothing.
+        page.fill("#extra", "{enable_thinking")
+        page.fill("#prompt", "Think about a cat")
+        page.press("#prompt", "Enter")
+        expect(page.locator("#notice")).to_contain_text("not JSON")
+        check(page.locator("li.msg").count() == 0, "a message went out with bad extra fields")
+        # QwQ's template thinks when asked to.
+        page.fill("#extra", '{"chat_template_kwargs": {"enable_thinking": true}}')
+        page.press("#prompt", "Enter")
+        expect(page.locator("li.msg.assistant:not([data-streaming]) .meta").last).to_contain_text(
+            "16 tokens", timeout=LONG
+        )
+        thinking = page.locator("li.msg.assistant .thinking").last
+        expect(thinking.locator("summary")).to_have_text("Thinking")
+        check(thinking.locator("div").text_content().strip(), "the thoughts are empty")
+        shot(page, "thinking")
+        page.fill("#extra", "")
 
         # A pull: each layer's bar moves, then everything reaches 100%.
         page.evaluate(
@@ -146,7 +172,6 @@ def main():
         # A long answer, streamed then stopped; the daemon stops generating.
         page.click("#new-chat")
         page.select_option("#model", value=pulled.get_attribute("data-model"))
-        page.click("#toggle-settings")
         page.fill("#max_tokens", "1500")
         page.fill("#prompt", "Tell me a very long story")
         page.press("#prompt", "Enter")
@@ -167,9 +192,9 @@ def main():
         check(not busy_runners(), f"still generating after stop: {busy_runners()}")
         shot(page, "stopped")
 
-        # Both conversations survive a reload, the current one shown again.
+        # The conversations survive a reload, the current one shown again.
         page.reload()
-        expect(page.locator("#conversations li")).to_have_count(2, timeout=LONG)
+        expect(page.locator("#conversations li")).to_have_count(3, timeout=LONG)
         expect(page.locator("li.msg.assistant .content").last).to_have_text(partial)
         page.locator("#conversations li", has_text="Once upon a time").locator(".title").click()
         expect(page.locator("li.msg.assistant .content").last).to_have_text(story)
@@ -190,7 +215,7 @@ def main():
         page = phone.new_page()
         watch(page, BASE, problems)
         page.goto(BASE + "/")
-        expect(page.locator("#model")).to_have_value("docker.io/ai/stories:latest", timeout=LONG)
+        expect(page.locator(f'#model option[value="{stories}"]')).to_have_count(1, timeout=LONG)
         check(not page.locator("#side").is_visible(), "the side panel covers the phone's screen")
         width = page.evaluate("() => document.documentElement.scrollWidth")
         check(width <= 390, f"the page is {width}px wide on a 390px screen")

@@ -5,7 +5,9 @@ import { body, draw, messageView, stream } from "./chat.js";
 import * as conversations from "./conversations.js";
 import { $, el, notice } from "./dom.js";
 import { pull, refreshLoaded, refreshModels, shortName } from "./models.js";
-import { apiKey, applyTheme, bindSettings, load, nextTheme, sampling, save, setApiKey } from "./settings.js";
+import {
+  apiKey, applyTheme, bindSettings, extraFields, load, nextTheme, sampling, save, setApiKey,
+} from "./settings.js";
 
 let current = null;
 let running = null;
@@ -54,11 +56,18 @@ async function send() {
   if (!text.trim() || running) return;
   const model = $("model").value;
   if (!model) { notice("No model to talk to: pull one first."); return; }
+  let extra;
+  try {
+    extra = extraFields();
+  } catch (e) {
+    notice(e.message);
+    return;
+  }
   notice("");
   current.model = model;
   current.messages.push({ role: "user", content: text });
   const answer = { role: "assistant", content: "" };
-  const requestBody = body(current, $("system").value, sampling());
+  const requestBody = body(current, $("system").value, { ...sampling(), ...extra });
   current.messages.push(answer);
   conversations.put(current);
   $("prompt").value = "";
@@ -77,8 +86,8 @@ async function send() {
     frame = requestAnimationFrame(() => { frame = 0; draw(item, answer); scrollDown(); });
   });
   cancelAnimationFrame(frame);
-  draw(item, answer);
   delete item.dataset.streaming;
+  draw(item, answer);
   running = null;
   busy(false);
   conversations.put(current);
@@ -123,7 +132,11 @@ function wire() {
   $("pull").addEventListener("submit", (e) => {
     e.preventDefault();
     const ref = $("pull-ref").value.trim();
-    if (ref) pull(ref).then(() => refreshLoaded(), () => {});
+    const button = $("pull").querySelector("button[type=submit]");
+    if (!ref || button.disabled) return;
+    // One pull at a time from this page: the bars show one pull.
+    button.disabled = true;
+    pull(ref).then(() => refreshLoaded(), () => {}).finally(() => { button.disabled = false; });
   });
   $("key-button").addEventListener("click", () => askForKey("The key is sent as a bearer token to this daemon only."));
   $("key-form").addEventListener("submit", () => {

@@ -32,8 +32,17 @@ export function messageView(message) {
 /** Redraws a message's list item. */
 export function draw(item, message) {
   const [content, meta] = item.children;
-  if (message.role === "assistant" && !message.error) content.replaceChildren(render(message.content));
-  else content.textContent = message.content;
+  if (message.role === "assistant" && !message.error) {
+    content.replaceChildren(render(message.content));
+    if (message.reasoning) {
+      // What a reasoning model thought, apart from its answer; open while it streams.
+      const thinking = el("details", { class: "thinking", open: item.dataset.streaming === "true" },
+        el("summary", {}, "Thinking"), el("div", {}, message.reasoning));
+      content.prepend(thinking);
+    }
+  } else {
+    content.textContent = message.content;
+  }
   meta.textContent = describe(message.meta);
   meta.hidden = !meta.textContent;
   item.classList.toggle("error", Boolean(message.error));
@@ -65,11 +74,13 @@ export async function stream(requestBody, message, signal, update) {
       for (const choice of chunk.choices || []) {
         const delta = choice.delta || {};
         const text = delta.content || "";
-        if (text) {
+        const thought = delta.reasoning_content || "";
+        if (text || thought) {
           last = performance.now();
           if (first === null) first = last;
           pieces++;
           message.content += text;
+          if (thought) message.reasoning = (message.reasoning || "") + thought;
         }
         if (choice.finish_reason) message.meta.finish = choice.finish_reason;
       }

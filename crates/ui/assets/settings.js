@@ -56,10 +56,26 @@ export function sampling() {
   return out;
 }
 
+/** The extra request fields: an object, or an error naming what is wrong. */
+export function extraFields() {
+  const raw = document.getElementById("extra").value.trim();
+  if (!raw) return {};
+  let value;
+  try {
+    value = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`Extra request fields are not JSON: ${e.message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error("Extra request fields must be a JSON object");
+  }
+  return value;
+}
+
 /** Fills the settings form from storage and saves it on every change. */
 export function bindSettings() {
   const stored = load("settings", {});
-  for (const name of [...NUMBERS, "system"]) {
+  for (const name of [...NUMBERS, "system", "extra"]) {
     const field = document.getElementById(name);
     if (stored[name] !== undefined) field.value = stored[name];
     field.addEventListener("input", () => {

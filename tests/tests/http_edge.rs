@@ -331,3 +331,32 @@ fn connections_over_the_limit_are_told_to_retry() {
     let r = reqwest::blocking::get(d.u("/health")).unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A body declared over the limit is read (and dropped) before the 413: a client that
+/// is still writing it gets the answer, where a server that answered at once and closed
+/// the connection left it a broken pipe (CI met that race with reqwest).
+#[test]
+fn a_body_declared_too_large_is_read_before_the_refusal() {
+    use std::io::Write;
+    let d = Daemon::start(&[]);
+    let host = d.url.trim_start_matches("http://").to_string();
+    let size = 17usize << 20;
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    s.write_all(&chunk).unwrap();
+    // Pacing, not a timing check: a server that answers without reading has answered and
+    // closed by now, and the writes below fail.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for _ in 1..17 {
+        s.write_all(&chunk)
+            .expect("the daemon closed the connection before reading the body");
+    }
+    let answer = read_to_close(&mut s).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_limit"), "{answer}");
+}

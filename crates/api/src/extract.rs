@@ -16,6 +16,35 @@ use crate::ApiError;
 /// the body limit.
 pub(crate) struct ApiJson<T>(pub T);
 
+/// The configured body limit, in every request's extensions (`router`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
+
+/// How much of a body declared over the limit is read and dropped before the 413, so
+/// that a client still sending it reads the answer instead of a reset connection.
+const DRAIN_CAP: u64 = 64 << 20;
+
+/// A body whose `Content-Length` is over the limit: read up to [`DRAIN_CAP`] of it and
+/// drop it, then the 413 (a client writing the body while the server closes the
+/// connection gets a broken pipe, not the answer).
+async fn refuse_declared_too_large(req: Request, declared: u64, limit: usize) -> ApiError {
+    use futures::StreamExt;
+    let mut body = req.into_body().into_data_stream();
+    let mut read = 0u64;
+    while read < declared.min(DRAIN_CAP) {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    let mut e = ApiError::bad_request(format!(
+        "the request body is {declared} bytes, over the limit of {limit} (the daemon's body_limit)"
+    ));
+    e.status = StatusCode::PAYLOAD_TOO_LARGE;
+    e.code = Some("too_large");
+    e
+}
+
 /// The field a serde error is about: its path, or the field it says is missing.
 fn field_of(path: &str, message: &str) -> Option<String> {
     if !path.is_empty() && path != "." {
@@ -49,6 +78,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let (Some(limit), Some(declared)) = (limit, declared) {
+            if declared > limit as u64 {
+                return Err(refuse_declared_too_large(req, declared, limit).await);
+            }
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             let mut e =
                 ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()));

@@ -194,6 +194,7 @@ pub fn router(state: AppState) -> Router {
             metrics::count_requests,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(extract::BodyLimit(body_limit)))
         // zstd and gzip request bodies (Codex sends zstd); the limit above applies to
         // what they decompress to.
         .layer(tower_http::decompression::RequestDecompressionLayer::new())

@@ -28,7 +28,8 @@ pub struct FsckReport {
     pub blobs_checked: usize,
     /// Blobs whose content does not match their name.
     pub corrupt_blobs: Vec<Digest>,
-    /// Files in the blob directory that are not named by a digest, or not regular files.
+    /// Files in the blob directory that are not named by a digest, or not regular files,
+    /// and link or external records that do not parse (`links/<hex>`, `external/<hex>`).
     pub stray_files: Vec<String>,
     /// Hard-linked blobs whose file changed after it was linked, with the file: those
     /// whose bytes no longer verify are in `corrupt_blobs` too (and removed from the store
@@ -188,10 +189,26 @@ impl Store {
                 if repair {
                     let _ = self.remove_blob_file(&d);
                 }
-            } else if let Some(file) = self.refresh_link(&d, repair)? {
-                // Touched, not changed: the bytes still hash to the name.
-                warn!(digest = %d, file = %file.display(), "a linked file was touched; its bytes are intact");
-                report.changed_links.push((d, file));
+            } else {
+                match self.refresh_link(&d, repair) {
+                    Ok(None) => {}
+                    Ok(Some(file)) => {
+                        // Touched, not changed: the bytes still hash to the name.
+                        warn!(digest = %d, file = %file.display(), "a linked file was touched; its bytes are intact");
+                        report.changed_links.push((d, file));
+                    }
+                    // A record that does not parse names no file: it is listed, and a
+                    // repair drops it (the blob's bytes verified, so it is kept as the
+                    // store's own).
+                    Err(StoreError::Broken(why)) => {
+                        warn!(digest = %d, cause = %why, "an unreadable link record");
+                        report.stray_files.push(format!("links/{}", d.hex()));
+                        if repair {
+                            self.forget_link(&d);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.fsck_external(repair, &mut report);

@@ -232,3 +232,23 @@ fn another_file_system_is_refused_with_the_reason_or_copied_when_allowed() {
     assert_ne!(blob.ino(), fs::metadata(&gguf).unwrap().ino());
     assert!(store.fsck(false).unwrap().is_clean());
 }
+
+#[test]
+fn an_unreadable_link_record_is_listed_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (gguf, digest, tar) = packaged(dir.path(), 4);
+    link(&store, &tar, &gguf, false).unwrap();
+    let record = dir.path().join("store/links").join(digest.hex());
+    fs::write(&record, b"{not json").unwrap();
+    let report = store.fsck(false).unwrap();
+    assert_eq!(report.stray_files, vec![format!("links/{}", digest.hex())]);
+    assert!(!report.is_clean());
+    assert!(store.fsck(true).unwrap().repaired);
+    assert!(!record.exists(), "the repair kept the unreadable record");
+    assert!(store.fsck(false).unwrap().is_clean());
+    assert_eq!(
+        fs::read(&gguf).unwrap().len() as u64,
+        fs::metadata(store.blob_path(&digest)).unwrap().len()
+    );
+}

@@ -172,3 +172,26 @@ fn gc_drops_records_no_model_uses() {
         Err(StoreError::CannotLink { .. }) | Err(StoreError::Format(_))
     ));
 }
+
+/// A file recorded before, with the same size, mtime and inode, is taken without hashing
+/// it again (what makes a restart on a kept store fast); `fsck` is what re-hashes.
+#[test]
+fn an_unchanged_recorded_file_is_not_hashed_again() {
+    let (_dir, gguf, _, store, _, layer) = served();
+    let m = fs::metadata(&gguf).unwrap();
+    // Other bytes of the same length, the mtime put back: only a hash could tell.
+    let mut bytes = fs::read(&gguf).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    fs::write(&gguf, &bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&gguf)
+        .unwrap()
+        .set_modified(m.modified().unwrap())
+        .unwrap();
+    let lease = store.lease();
+    assert_eq!(store.adopt_file(&lease, &gguf).unwrap().digest, layer);
+    drop(lease);
+    assert_eq!(store.fsck(false).unwrap().corrupt_blobs, vec![layer]);
+}

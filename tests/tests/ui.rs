@@ -21,7 +21,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `MODELRUNNER_CHROMIUM`, else `chromium` or `chromium-browser` on the PATH.
 fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("MODELRUNNER_CHROMIUM") {
+        return PathBuf::from(p);
+    }
     for name in ["chromium", "chromium-browser"] {
         if let Ok(out) = Command::new("sh")
             .args(["-c", &format!("command -v {name}")])

@@ -154,39 +154,24 @@ fn models_volume(objects: &[Value], pod: &Value) {
         objects.iter().all(|o| o["kind"] != "PersistentVolumeClaim"),
         "models-volume keeps the store's claim"
     );
-    let volume = |name: &str| {
-        pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("no volume {name}"))
-            .clone()
-    };
-    assert!(
-        volume("store")["emptyDir"].is_object(),
-        "{}",
-        volume("store")
-    );
-    assert!(volume("store")["persistentVolumeClaim"].is_null());
-    assert!(volume("models")["image"]["reference"].is_string());
+    let store = named(&pod["volumes"], "store");
+    assert!(store["emptyDir"].is_object(), "{store}");
+    assert!(store["persistentVolumeClaim"].is_null());
+    assert!(named(&pod["volumes"], "models")["image"]["reference"].is_string());
     let c = &pod["containers"][0];
-    let dir = c["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODELRUNNER_MODELS_DIR")
-        .expect("MODELRUNNER_MODELS_DIR")["value"]
-        .clone();
-    let mount = c["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "models")
-        .expect("the models volume's mount")
-        .clone();
-    assert_eq!(mount["mountPath"], dir);
+    let dir = &named(&c["env"], "MODELRUNNER_MODELS_DIR")["value"];
+    let mount = named(&c["volumeMounts"], "models");
+    assert_eq!(&mount["mountPath"], dir);
     assert_eq!(mount["readOnly"], true);
+}
+
+/// The entry of a list of named objects (volumes, env, mounts) called `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
 }
 
 /// A mount's path inside the container → the path it stands for here.
@@ -288,12 +273,8 @@ async fn the_daemon_starts_with_the_manifests_environment() {
         .unwrap();
     let r = c.get(format!("{base}{scrape}")).send().await.unwrap();
     assert_eq!(r.status(), 401, "the scrape path without a key");
-    let r = c
-        .get(format!("{base}{scrape}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let with_key = |url: String| c.get(url).bearer_auth(key).send();
+    let r = with_key(format!("{base}{scrape}")).await.unwrap();
     assert_eq!(r.status(), 200, "the scrape path with the mounted key");
     // Open WebUI in deploy/compose lists models from its OpenAI base URL's /models.
     let compose = run(
@@ -309,12 +290,7 @@ async fn the_daemon_starts_with_the_manifests_environment() {
     let path = webui
         .strip_prefix("http://modelrunner:12434")
         .unwrap_or_else(|| panic!("Open WebUI does not reach the modelrunner service: {webui}"));
-    let r = c
-        .get(format!("{base}{path}/models"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let r = with_key(format!("{base}{path}/models")).await.unwrap();
     assert_eq!(r.status(), 200, "{path}/models");
     let store = local("/models");
     assert!(

@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use modelrunner_format::package::PackageSpec;
+use modelrunner_format::package::{shard_of, PackageSpec};
 use modelrunner_format::Reference;
 
 /// A model found in the directory.
@@ -47,7 +47,7 @@ fn files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf
         } else if !name.ends_with(".gguf") {
         } else if name.starts_with("mmproj") {
             projectors.push(p);
-        } else if shard_index(&name).is_none_or(|i| i == 1) {
+        } else if shard_of(&name).is_none_or(|(_, i, _)| i == 1) {
             models.push(p);
         }
     }
@@ -57,22 +57,12 @@ fn files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf
     Ok((models, projectors, templates))
 }
 
-/// `K` of a `-0000K-of-0000N.gguf` name.
-fn shard_index(name: &str) -> Option<u32> {
-    let stem = name.strip_suffix(".gguf")?;
-    let tail = stem.get(stem.len().checked_sub(15)?..)?;
-    let (i, n) = tail.strip_prefix('-')?.split_once("-of-")?;
-    (i.len() == 5 && n.len() == 5 && n.parse::<u32>().is_ok())
-        .then(|| i.parse().ok())
-        .flatten()
-}
-
-/// The model name for a file stem or directory name.
+/// The model name for a file name (a split model's without its shard suffix) or a
+/// directory name.
 fn model_name(raw: &str) -> String {
-    let raw = raw.strip_suffix(".gguf").unwrap_or(raw);
-    let raw = match shard_index(&format!("{raw}.gguf")) {
-        Some(_) => &raw[..raw.len() - 15],
-        None => raw,
+    let raw = match shard_of(raw) {
+        Some((prefix, _, _)) => prefix,
+        None => raw.strip_suffix(".gguf").unwrap_or(raw),
     };
     let mapped: String = raw
         .to_ascii_lowercase()

@@ -122,26 +122,26 @@ fn check_file(path: &Path, what: &str) -> Result<fs::Metadata, FormatError> {
     Ok(meta)
 }
 
+/// The prefix, index and count of a split GGUF's file name,
+/// `<prefix>-NNNNN-of-MMMMM.gguf`; `None` for any other name.
+pub fn shard_of(name: &str) -> Option<(&str, u32, u32)> {
+    let stem = name.strip_suffix(".gguf")?;
+    let at = stem.len().checked_sub(15)?;
+    let (prefix, tail) = (stem.get(..at)?, stem.get(at..)?);
+    let (index, total) = tail.strip_prefix('-')?.split_once("-of-")?;
+    if index.len() != 5 || total.len() != 5 || prefix.is_empty() {
+        return None;
+    }
+    Some((prefix, index.parse().ok()?, total.parse().ok()?))
+}
+
 /// Finds all shards of a split GGUF from its first shard; a plain file is its own shard.
 pub fn discover_shards(first: &Path) -> Result<Vec<PathBuf>, FormatError> {
     let name = first
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| err(format!("{} has no usable file name", first.display())))?;
-    let Some(stem) = name.strip_suffix(".gguf") else {
-        return Ok(vec![first.to_path_buf()]);
-    };
-    let bytes = stem.as_bytes();
-    // <prefix>-NNNNN-of-MMMMM
-    if bytes.len() < 16 || &stem[stem.len() - 15..stem.len() - 14] != "-" {
-        return Ok(vec![first.to_path_buf()]);
-    }
-    let tail = &stem[stem.len() - 14..];
-    let (index, total) = match tail.split_once("-of-") {
-        Some((i, t)) if i.len() == 5 && t.len() == 5 => (i, t),
-        _ => return Ok(vec![first.to_path_buf()]),
-    };
-    let (Ok(index), Ok(total)) = (index.parse::<u32>(), total.parse::<u32>()) else {
+    let Some((prefix, index, total)) = shard_of(name) else {
         return Ok(vec![first.to_path_buf()]);
     };
     if index != 1 {
@@ -150,7 +150,6 @@ pub fn discover_shards(first: &Path) -> Result<Vec<PathBuf>, FormatError> {
             first.display()
         )));
     }
-    let prefix = &stem[..stem.len() - 15];
     let dir = first.parent().unwrap_or(Path::new("/"));
     (1..=total)
         .map(|i| {

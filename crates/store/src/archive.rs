@@ -1,6 +1,5 @@
 //! Loading and exporting models in the tar format of `POST /models/load`.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 
 use modelrunner_format::manifest::MAX_DOCUMENT_BYTES;
@@ -67,20 +66,20 @@ impl Store {
         })();
         if let Err(e) = &result {
             warn!(cause = %e, added = added.len(), "load failed; rolling back");
-            let _guard = self.write_lock.lock().unwrap();
-            let used: HashSet<Digest> = self
-                .records()
-                .into_iter()
-                .flatten()
-                .flat_map(|r| r.blobs().copied().collect::<Vec<_>>())
-                .collect();
-            for d in &added {
-                if !used.contains(d) {
-                    let _ = self.remove_blob_file(d);
-                }
-            }
+            self.roll_back(&added);
         }
         result.map(|m| (m, linked))
+    }
+
+    /// Removes what a failed load added that no model uses.
+    pub(crate) fn roll_back(&self, added: &[Digest]) {
+        let _guard = self.write_lock.lock().unwrap();
+        let used = self.blobs_in_use();
+        for d in added {
+            if !used.contains(d) {
+                let _ = self.remove_blob_file(d);
+            }
+        }
     }
 
     pub(crate) fn load_entries(

@@ -43,31 +43,29 @@ impl Store {
         self.external_record_path(d).is_file()
     }
 
-    /// The file of an external blob while it still matches its record.
-    pub(crate) fn external_file(&self, d: &Digest) -> Option<PathBuf> {
-        let rec = self.external_record(d).ok().flatten()?;
-        let meta = fs::metadata(&rec.file).ok()?;
-        (rec.same_file(&meta) && rec.change(&meta).is_none()).then_some(rec.file)
-    }
-
-    /// Refuses an external blob whose file changed or went away, naming it.
-    pub(crate) fn check_external(&self, d: &Digest) -> Result<(), StoreError> {
+    /// The file of an external blob (`None` when the blob is not one), refused naming it
+    /// when it changed or went away since it was recorded.
+    pub(crate) fn external_source(&self, d: &Digest) -> Result<Option<PathBuf>, StoreError> {
         let Some(rec) = self.external_record(d)? else {
-            return Ok(());
+            return Ok(None);
         };
         let what = match fs::metadata(&rec.file) {
             Err(e) => Some(format!("it cannot be read ({e})")),
-            Ok(m) if !rec.same_file(&m) => Some("it was replaced by another file".into()),
-            Ok(m) => rec.change(&m),
+            Ok(m) => rec.differs(&m),
         };
         match what {
-            None => Ok(()),
+            None => Ok(Some(rec.file)),
             Some(what) => Err(StoreError::LinkedFileChanged {
                 digest: *d,
                 file: rec.file,
                 what,
             }),
         }
+    }
+
+    /// The file of an external blob while it still matches its record.
+    pub(crate) fn external_file(&self, d: &Digest) -> Option<PathBuf> {
+        self.external_source(d).ok().flatten()
     }
 
     pub(crate) fn forget_external(&self, d: &Digest) {
@@ -107,7 +105,7 @@ impl Store {
         };
         for d in self.external_digests() {
             if let Ok(Some(rec)) = self.external_record(&d) {
-                if rec.file == file && rec.same_file(&meta) && rec.change(&meta).is_none() {
+                if rec.file == file && rec.differs(&meta).is_none() {
                     lease.pin(d);
                     return Ok(linked(d, LinkKind::External));
                 }
@@ -173,14 +171,17 @@ impl Store {
             .write_tar_without(&mut tar, &external, &mut |_| {})
             .map_err(StoreError::Format)?;
         let mut added = Vec::new();
-        let info = self.load_entries(
+        let loaded = self.load_entries(
             &lease,
             &tar[..],
             LoadLimits::default(),
             &external,
             &mut added,
-        )?;
-        self.tag(&info.id.to_string(), tag)
+        );
+        if loaded.is_err() {
+            self.roll_back(&added);
+        }
+        self.tag(&loaded?.id.to_string(), tag)
     }
 
     /// `fsck`'s part: re-hashes every file served in place. Bytes that no longer hash to
@@ -216,7 +217,7 @@ impl Store {
             let Ok(meta) = fs::metadata(&rec.file) else {
                 continue;
             };
-            if rec.change(&meta).is_some() || !rec.same_file(&meta) {
+            if rec.differs(&meta).is_some() {
                 warn!(digest = %d, file = %rec.file.display(), "a file served in place was touched; its bytes are intact");
                 if repair {
                     let fresh = LinkRecord::of(&rec.file, &meta);

@@ -346,11 +346,11 @@ impl Store {
 
     /// Opens a blob for streaming (not verified here; `fsck` and writes verify).
     pub fn open_blob(&self, d: &Digest) -> Result<fs::File, StoreError> {
-        if self.is_external(d) && !is_regular_file(&self.blob_path(d)) {
-            self.check_external(d)?;
-            let file = self.external_file(d).ok_or(StoreError::MissingBlob(*d))?;
-            return blob::open_nofollow(&file)
-                .map_err(|e| StoreError::io(format!("opening {}", file.display()), e));
+        if !is_regular_file(&self.blob_path(d)) {
+            if let Some(file) = self.external_source(d)? {
+                return blob::open_nofollow(&file)
+                    .map_err(|e| StoreError::io(format!("opening {}", file.display()), e));
+            }
         }
         blob::open_nofollow(&self.blob_path(d)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {

@@ -92,6 +92,14 @@ impl LinkRecord {
         }
         None
     }
+
+    /// What differs, the file's identity (device and inode) included.
+    pub(crate) fn differs(&self, m: &fs::Metadata) -> Option<String> {
+        if !self.same_file(m) {
+            return Some("it was replaced by another file".into());
+        }
+        self.change(m)
+    }
 }
 
 /// Clones `src` into the new file `dst` (copy-on-write), or says why not.
@@ -195,7 +203,7 @@ impl Store {
     /// naming the file.
     pub fn check_link(&self, d: &Digest) -> Result<(), StoreError> {
         let Some(rec) = self.link_record(d)? else {
-            return self.check_external(d);
+            return self.external_source(d).map(|_| ());
         };
         let Ok(meta) = fs::symlink_metadata(self.blob_path(d)) else {
             return Ok(()); // a missing blob is reported as missing by the caller

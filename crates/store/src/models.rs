@@ -290,16 +290,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Every blob a readable index record names.
+    pub(crate) fn blobs_in_use(&self) -> HashSet<Digest> {
+        self.records()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.blobs().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
     /// Drops a model from the index, then its manifest, bundle and unshared blobs.
     /// Called with the write lock held.
     fn remove_model(&self, rec: &ModelRecord) -> Result<(), StoreError> {
         self.index_remove(&rec.id)?;
-        let still_used: HashSet<Digest> = self
-            .records()
-            .into_iter()
-            .flatten()
-            .flat_map(|r| r.blobs().copied().collect::<Vec<_>>())
-            .collect();
+        let still_used = self.blobs_in_use();
         for d in rec.blobs() {
             if !still_used.contains(d) && !self.is_pinned(d) {
                 let _ = self.remove_blob_file(d);

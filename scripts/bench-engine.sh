@@ -18,9 +18,9 @@ scripts/deps.sh
 cargo build -q --release --bins
 cargo build -q --release -p modelrunner-engine --example server_bench
 cargo build -q --release -p modelrunner-testkit --example make_gguf
-LS=$(scripts/llama-server.sh)
 Q8="$DIR/fixture-100m-q8.gguf"
 [ -f "$Q8" ] || target/release/examples/make_gguf "$Q8" 100m-q8
+LS=$(PROBE_MODEL=$Q8 scripts/llama-server.sh)
 THREADS=$(grep -E '^core id' /proc/cpuinfo | sort -u | wc -l); [ "$THREADS" -gt 0 ] || THREADS=$(nproc)
 
 bench() { # name model eos vocab

@@ -3,10 +3,11 @@
 //! (`scripts/bench-serve.sh` starts both).
 //!
 //! `serve_bench hot OURS_URL LLAMA_URL MODEL EOS VOCAB GEN_TOKENS`: `ROUNDS` (default 9)
-//! alternating rounds per server of 80 short prompts (time to first token; p50 and p99
-//! over all of them), three single streams one after another (decode tokens/s) and 8
-//! concurrent streams (aggregate tokens/s); throughput figures are medians over all
-//! rounds. Everything goes through `POST /v1/completions` with `stream: true`, greedy,
+//! alternating rounds per server (which goes first alternates as well) of 80 short
+//! prompts (time to first token, p50 and p99 of the round), three single streams one
+//! after another (decode tokens/s, the round's median), 4 and 8 concurrent streams
+//! (aggregate tokens/s). Each figure is printed as the medians over the rounds, and the
+//! median, lowest and highest of the per-round ratios. Everything goes through `POST /v1/completions` with `stream: true`, greedy,
 //! EOS biased away. On a small shared VM single runs vary by 10-20%; the rounds are
 //! there to see through that.
 //! `serve_bench cold URL MODEL`: seconds until the first token of one request (the daemon
@@ -78,17 +79,43 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// One round: TTFT samples of 80 short prompts, three single-stream decode t/s, 8-stream
-/// aggregate t/s.
-async fn round(
-    c: &reqwest::Client,
-    url: &str,
-    model: &str,
-    eos: i32,
-    vocab: i32,
-    ntg: u32,
-    seed: usize,
-) -> (Vec<f64>, Vec<f64>, f64) {
+/// One round's figures of one server: the TTFT samples of 80 short prompts, then the
+/// median of three single-stream decode t/s, 4-stream and 8-stream aggregate t/s.
+struct Round {
+    ttfts: Vec<f64>,
+    figures: [f64; 3],
+}
+
+/// One server under test: its client, URL, model name, and (EOS, vocabulary, tokens to
+/// generate).
+struct Server<'a> {
+    c: &'a reqwest::Client,
+    url: &'a str,
+    model: &'a str,
+    job: (i32, i32, u32),
+}
+
+/// Aggregate tokens/s of `n` concurrent streams.
+async fn streams(s: &Server<'_>, n: usize, seed: usize) -> f64 {
+    let (eos, vocab, ntg) = s.job;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, url, model) = (s.c.clone(), s.url.to_string(), s.model.to_string());
+            let p = prompt(vocab, seed * 100 + 60 + i, 16);
+            tokio::spawn(async move { one(&c, &url, &model, &p, ntg, eos).await.tokens })
+        })
+        .collect();
+    let mut tokens = 0;
+    for t in tasks {
+        tokens += t.await.unwrap();
+    }
+    f64::from(tokens) / start.elapsed().as_secs_f64()
+}
+
+async fn round(s: &Server<'_>, seed: usize) -> Round {
+    let (c, url, model) = (s.c, s.url, s.model);
+    let (eos, vocab, ntg) = s.job;
     let mut ttfts = Vec::new();
     for i in 0..80 {
         let r = one(c, url, model, &prompt(vocab, seed * 100 + i, 16), 1, eos).await;
@@ -107,55 +134,80 @@ async fn round(
         .await;
         single.push(f64::from(r.tokens - 1) / (r.total - r.ttft).as_secs_f64());
     }
-    let start = Instant::now();
-    let streams: Vec<_> = (0..8)
-        .map(|i| {
-            let (c, url, model) = (c.clone(), url.to_string(), model.to_string());
-            let p = prompt(vocab, seed * 100 + 60 + i, 16);
-            tokio::spawn(async move { one(&c, &url, &model, &p, ntg, eos).await.tokens })
-        })
-        .collect();
-    let mut tokens = 0;
-    for s in streams {
-        tokens += s.await.unwrap();
-    }
-    (
+    let four = streams(s, 4, seed).await;
+    let eight = streams(s, 8, seed).await;
+    Round {
         ttfts,
-        single,
-        f64::from(tokens) / start.elapsed().as_secs_f64(),
-    )
+        figures: [pct(&mut single, 0.5), four, eight],
+    }
 }
 
-/// Figures of both servers over `ROUNDS` alternating rounds: medians of the throughput
-/// figures, percentiles over all TTFT samples.
-async fn hot(urls: [&str; 2], model: &str, eos: i32, vocab: i32, ntg: u32) -> [[f64; 4]; 2] {
+/// One figure of both servers: medians over the rounds, and the median, lowest and
+/// highest of the per-round ratios (above 1: modelrunner is better).
+struct Figure {
+    ours: f64,
+    peer: f64,
+    ratio: [f64; 3],
+}
+
+fn figure(ours: &[f64], peer: &[f64], higher_is_better: bool) -> Figure {
+    let mut r: Vec<f64> = ours
+        .iter()
+        .zip(peer)
+        .map(|(o, p)| if higher_is_better { o / p } else { p / o })
+        .collect();
+    let (lo, hi) = (pct(&mut r, 0.0), pct(&mut r, 1.0));
+    Figure {
+        ours: pct(&mut ours.to_vec(), 0.5),
+        peer: pct(&mut peer.to_vec(), 0.5),
+        ratio: [pct(&mut r, 0.5), lo, hi],
+    }
+}
+
+/// Both servers over `ROUNDS` alternating rounds (which goes first alternates too).
+async fn hot(urls: [&str; 2], model: &str, job: (i32, i32, u32)) -> Vec<(&'static str, Figure)> {
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(9);
     let c = client();
-    let mut ttft = [Vec::new(), Vec::new()];
-    let mut single = [Vec::new(), Vec::new()];
-    let mut agg = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     for url in urls {
-        one(&c, url, model, &prompt(vocab, 999, 16), 4, eos).await;
+        one(&c, url, model, &prompt(job.1, 999, 16), 4, job.0).await;
     }
     for r in 0..rounds {
-        for (i, url) in urls.iter().enumerate() {
-            let (t, s, a) = round(&c, url, model, eos, vocab, ntg, r + 1).await;
-            ttft[i].extend(t);
-            single[i].extend(s);
-            agg[i].push(a);
+        for k in 0..2 {
+            let i = (r + k) % 2;
+            let server = Server {
+                c: &c,
+                url: urls[i],
+                model,
+                job,
+            };
+            runs[i].push(round(&server, r + 1).await);
         }
     }
-    let mut out = [[0.0; 4]; 2];
-    for i in 0..2 {
-        out[i] = [
-            pct(&mut single[i], 0.5),
-            pct(&mut agg[i], 0.5),
-            pct(&mut ttft[i], 0.5),
-            pct(&mut ttft[i], 0.99),
-        ];
+    let col = |i: usize, f: &dyn Fn(&Round) -> f64| runs[i].iter().map(f).collect::<Vec<f64>>();
+    let mut out = Vec::new();
+    for (k, name) in [
+        "decode, 1 stream (t/s)",
+        "aggregate, 4 streams (t/s)",
+        "aggregate, 8 streams (t/s)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.push((
+            name,
+            figure(&col(0, &|r| r.figures[k]), &col(1, &|r| r.figures[k]), true),
+        ));
+    }
+    for (p, name) in [
+        (0.5, "time to first token p50 (ms)"),
+        (0.99, "time to first token p99 (ms)"),
+    ] {
+        let f = |r: &Round| pct(&mut r.ttfts.clone(), p);
+        out.push((name, figure(&col(0, &f), &col(1, &f), false)));
     }
     out
 }
@@ -196,23 +248,11 @@ async fn main() {
                 a[6].parse().unwrap(),
                 a[7].parse().unwrap(),
             );
-            let [ours, llama] = hot([&a[2], &a[3]], &a[4], eos, vocab, ntg).await;
-            let names = [
-                "decode, 1 stream (t/s)",
-                "aggregate, 8 streams (t/s)",
-                "time to first token p50 (ms)",
-                "time to first token p99 (ms)",
-            ];
-            for (i, name) in names.iter().enumerate() {
-                // Higher is better for throughput; for latency the ratio is inverted.
-                let ratio = if i < 2 {
-                    ours[i] / llama[i]
-                } else {
-                    llama[i] / ours[i]
-                };
+            for (name, f) in hot([&a[2], &a[3]], &a[4], (eos, vocab, ntg)).await {
+                let [m, lo, hi] = f.ratio;
                 println!(
-                    "| {name} | {:.1} | {:.1} | {ratio:.2}x |",
-                    ours[i], llama[i]
+                    "| {name} | {:.1} | {:.1} | {m:.2}x | {lo:.2}-{hi:.2}x |",
+                    f.ours, f.peer
                 );
             }
         }
